@@ -1,0 +1,86 @@
+/**
+ * Named errors thrown by streambolt. Every error carries a one-line message that names the
+ * offending value, so the CLI can print it as is.
+ *
+ * @module
+ */
+
+/** A stored snapshot failed verification: its checksum or contents do not match. */
+export class SnapshotIntegrityError extends Error {
+  /** The store key of the snapshot that failed verification. */
+  readonly key: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param key The store key of the snapshot that failed verification.
+   * @param message What did not match.
+   * @param options Standard error options, such as `cause`.
+   */
+  constructor(key: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "SnapshotIntegrityError";
+    this.key = key;
+  }
+}
+
+/** The user's {@linkcode SnapshotGenerator} threw while applying records. */
+export class SnapshotGeneratorError extends Error {
+  /** The shard whose records were being applied. */
+  readonly shardId: string;
+  /** The sequence number of the record being applied when the generator threw, if known. */
+  readonly sequenceNumber: string | undefined;
+
+  /**
+   * Creates the error.
+   *
+   * @param shardId The shard whose records were being applied.
+   * @param sequenceNumber The record being applied when the generator threw, if known.
+   * @param message What failed.
+   * @param options Standard error options, such as `cause`.
+   */
+  constructor(
+    shardId: string,
+    sequenceNumber: string | undefined,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "SnapshotGeneratorError";
+    this.shardId = shardId;
+    this.sequenceNumber = sequenceNumber;
+  }
+}
+
+/** A value given by the caller (an option, a key, a URL) is not acceptable. */
+export class InvalidArgumentError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message What is wrong, naming the bad value.
+   * @param options Standard error options, such as `cause`.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "InvalidArgumentError";
+  }
+}
+
+/** Reading a shard failed after every retry. */
+export class ShardReadError extends Error {
+  /** The shard being read. */
+  readonly shardId: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param shardId The shard being read.
+   * @param message What failed.
+   * @param options Standard error options, such as `cause`.
+   */
+  constructor(shardId: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ShardReadError";
+    this.shardId = shardId;
+  }
+}

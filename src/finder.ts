@@ -1,0 +1,172 @@
+/**
+ * The consumer: {@linkcode ShardSnapshotFinder} finds the snapshots of one shard and downloads
+ * one, verified, as a plain SQLite file ready to open.
+ *
+ * @module
+ */
+import { resolve } from "node:path";
+import { fetchSnapshot, listShardSnapshots, newest } from "./_snapshot_io.ts";
+import { InvalidArgumentError, SnapshotIntegrityError } from "./errors.ts";
+import { type Logger, silentLogger } from "./logger.ts";
+import type { SnapshotMetadata } from "./metadata.ts";
+import { assertName, type Snapshot } from "./snapshot.ts";
+import type { SnapshotStore } from "./store/snapshot_store.ts";
+
+/** Options for {@linkcode ShardSnapshotFinder}. */
+export interface ShardSnapshotFinderOptions {
+  /** Where the snapshots are. */
+  store: SnapshotStore;
+  /** The stream name. */
+  stream: string;
+  /** The shard id. */
+  shardId: string;
+  /** The local directory downloads go to (`<localPath>/<stream>/<shardId>/<seq>.sqlite`). */
+  localPath: string;
+  /** Where skipped keys and fallbacks are logged. */
+  logger?: Logger;
+}
+
+/** Options for {@linkcode ShardSnapshotFinder.downloadLatestSnapshot}. */
+export interface DownloadLatestOptions {
+  /** When the newest snapshot fails verification, try the next older one (each failure is
+   * logged). Defaults to false: a corrupt newest snapshot is an error. */
+  fallback?: boolean;
+  /** Aborts the download. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Finds and downloads the snapshots of one shard.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { DatabaseSync } from "node:sqlite";
+ * import { FileSnapshotStore, ShardSnapshotFinder } from "../mod.ts";
+ * const finder = new ShardSnapshotFinder({
+ *   store: new FileSnapshotStore({ root: "./snapshots" }),
+ *   stream: "orders",
+ *   shardId: "shardId-000000000000",
+ *   localPath: "./local",
+ * });
+ * const latest = await finder.findLatestSnapshot();
+ * if (latest) {
+ *   await finder.downloadSnapshot(latest);
+ *   const db = new DatabaseSync(latest.localFile, { readOnly: true });
+ *   db.close();
+ * }
+ * ```
+ */
+export class ShardSnapshotFinder {
+  /** The stream name. */
+  readonly stream: string;
+  /** The shard id. */
+  readonly shardId: string;
+  /** The absolute local directory. */
+  readonly localPath: string;
+  #store: SnapshotStore;
+  #logger: Logger;
+
+  /**
+   * Creates a finder for one shard.
+   *
+   * @param options The store, the shard and the local directory.
+   */
+  constructor(options: ShardSnapshotFinderOptions) {
+    this.stream = assertName("stream", options.stream);
+    this.shardId = assertName("shard", options.shardId);
+    if (!options.localPath) {
+      throw new InvalidArgumentError(
+        `Cannot find snapshots as the local path is empty: current value is ${
+          JSON.stringify(options.localPath)
+        }`,
+      );
+    }
+    this.localPath = resolve(options.localPath);
+    this.#store = options.store;
+    this.#logger = options.logger ?? silentLogger;
+  }
+
+  /**
+   * Lists every snapshot of the shard, oldest first (by sequence number, as integers), across
+   * every page of the store's listing. Keys that are not snapshots of this shard are ignored.
+   *
+   * @returns The snapshots, each with the `localFile` a download would write.
+   */
+  async findSnapshots(): Promise<Snapshot[]> {
+    return await listShardSnapshots(
+      this.#store,
+      this.stream,
+      this.shardId,
+      this.localPath,
+    );
+  }
+
+  /**
+   * Finds the snapshot with the largest sequence number.
+   *
+   * @returns The latest snapshot, or `undefined` when there is none.
+   */
+  async findLatestSnapshot(): Promise<Snapshot | undefined> {
+    return newest(await this.findSnapshots());
+  }
+
+  /**
+   * Downloads a snapshot to its `localFile` as plain SQLite. The stored bytes are checked
+   * against their SHA-256 before the file is renamed into place; a bad snapshot is reported
+   * with a {@linkcode SnapshotIntegrityError} and never left where it could be opened.
+   *
+   * @param snapshot A snapshot found by this finder.
+   * @param options Aborts the download.
+   * @returns The metadata recorded inside the snapshot.
+   */
+  async downloadSnapshot(
+    snapshot: Snapshot,
+    options?: { signal?: AbortSignal },
+  ): Promise<SnapshotMetadata> {
+    if (snapshot.stream !== this.stream || snapshot.shardId !== this.shardId) {
+      throw new InvalidArgumentError(
+        `Cannot download snapshot as it belongs to another shard: current value is "${snapshot.key}"`,
+      );
+    }
+    return await fetchSnapshot(
+      this.#store,
+      snapshot,
+      snapshot.localFile,
+      options?.signal,
+    );
+  }
+
+  /**
+   * Finds and downloads the latest snapshot; with `fallback`, an older one when the latest
+   * fails verification.
+   *
+   * @param options Whether to fall back to older snapshots.
+   * @returns The snapshot downloaded, or `undefined` when the shard has no snapshot.
+   */
+  async downloadLatestSnapshot(
+    options?: DownloadLatestOptions,
+  ): Promise<Snapshot | undefined> {
+    const snapshots = await this.findSnapshots();
+    let firstError: unknown;
+    for (let i = snapshots.length - 1; i >= 0; i--) {
+      try {
+        await this.downloadSnapshot(snapshots[i], options);
+        return snapshots[i];
+      } catch (error) {
+        if (!(error instanceof SnapshotIntegrityError) || !options?.fallback) {
+          throw error;
+        }
+        firstError ??= error;
+        this.#logger.warn(
+          "snapshot failed verification; trying the previous one",
+          {
+            key: snapshots[i].key,
+            error: error.message,
+          },
+        );
+      }
+    }
+    if (firstError) throw firstError;
+    return undefined;
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * The `log` generator: appends every record.
+ *
+ * @module
+ */
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import type { SnapshotGenerator } from "../generator.ts";
+
+/** The table the `log` generator writes. */
+export const LOG_TABLE_SQL = `CREATE TABLE IF NOT EXISTS log (
+  sequence_number TEXT NOT NULL,
+  sub_sequence_number INTEGER NOT NULL DEFAULT 0,
+  partition_key TEXT NOT NULL,
+  data BLOB NOT NULL,
+  arrived_at TEXT,
+  PRIMARY KEY (sequence_number, sub_sequence_number)
+) WITHOUT ROWID`;
+
+/**
+ * A generator that appends every record to
+ * `log(sequence_number, sub_sequence_number, partition_key, data, arrived_at)`.
+ *
+ * @returns The generator.
+ *
+ * @example Usage
+ * ```ts
+ * import { DatabaseSync } from "node:sqlite";
+ * import { logGenerator } from "./log.ts";
+ * const db = new DatabaseSync(":memory:");
+ * const log = logGenerator();
+ * log.onStart!(db);
+ * log.onRecords(db, {
+ *   shardId: "shardId-000000000000",
+ *   millisBehindLatest: 0,
+ *   records: [{ sequenceNumber: "1", partitionKey: "a", data: new Uint8Array([1]) }],
+ * });
+ * db.prepare("SELECT count(*) AS n FROM log").get(); // { n: 1 }
+ * ```
+ */
+export function logGenerator(): SnapshotGenerator {
+  const inserts = new WeakMap<DatabaseSync, StatementSync>();
+  return {
+    onStart(db: DatabaseSync): void {
+      db.exec(LOG_TABLE_SQL);
+    },
+    onRecords(db, batch): void {
+      let insert = inserts.get(db);
+      if (!insert) {
+        insert = db.prepare(
+          `INSERT INTO log (sequence_number, sub_sequence_number, partition_key, data, arrived_at)
+           VALUES (?, ?, ?, ?, ?)`,
+        );
+        inserts.set(db, insert);
+      }
+      for (const r of batch.records) {
+        insert.run(
+          r.sequenceNumber,
+          r.subSequenceNumber ?? 0,
+          r.partitionKey,
+          r.data,
+          r.approximateArrivalTimestamp?.toISOString() ?? null,
+        );
+      }
+    },
+  };
+}

@@ -1,0 +1,107 @@
+/**
+ * The metadata every snapshot database carries in its `streambolt_meta` table: which stream
+ * and shard it holds, up to which sequence number, and whether the shard was closed. The
+ * sequence number is updated in the same transaction as the records it covers.
+ *
+ * @module
+ */
+import type { DatabaseSync } from "node:sqlite";
+import type { ChildShard } from "./kinesis/shard_reader.ts";
+
+/** The name of the metadata table inside every snapshot. */
+export const META_TABLE = "streambolt_meta";
+
+/** The snapshot format version this module writes. */
+export const FORMAT_VERSION = 1;
+
+/** What a snapshot database records about itself. */
+export interface SnapshotMetadata {
+  /** The format version that wrote it. */
+  formatVersion: number;
+  /** The stream name. */
+  stream: string;
+  /** The shard id. */
+  shardId: string;
+  /** The last sequence number applied (`BOOTSTRAP_SEQUENCE` if none). */
+  sequenceNumber: string;
+  /** Records applied across the snapshot's whole lineage. */
+  recordsApplied: number;
+  /** When the lineage was started (ISO 8601). */
+  createdAt: string;
+  /** When records were last applied (ISO 8601). */
+  updatedAt: string;
+  /** True when the shard is closed and every record of it is applied. */
+  final: boolean;
+  /** For a final snapshot, the shards that continue this one. */
+  childShards: ChildShard[];
+}
+
+/**
+ * Reads the metadata of a snapshot database.
+ *
+ * @param db An open snapshot database.
+ * @returns The metadata, or `undefined` when the database has no metadata table.
+ *
+ * @example Usage
+ * ```ts
+ * import { DatabaseSync } from "node:sqlite";
+ * import { readSnapshotMetadata } from "./metadata.ts";
+ * const db = new DatabaseSync(":memory:");
+ * readSnapshotMetadata(db); // undefined: not a snapshot
+ * ```
+ */
+export function readSnapshotMetadata(
+  db: DatabaseSync,
+): SnapshotMetadata | undefined {
+  const table = db.prepare(
+    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+  )
+    .get(META_TABLE);
+  if (!table) return undefined;
+  const row = db.prepare(`SELECT * FROM ${META_TABLE} WHERE id = 1`).get() as
+    | Record<string, string | number>
+    | undefined;
+  if (!row) return undefined;
+  return {
+    formatVersion: Number(row.format_version),
+    stream: String(row.stream),
+    shardId: String(row.shard_id),
+    sequenceNumber: String(row.sequence_number),
+    recordsApplied: Number(row.records_applied),
+    createdAt: String(row.created_at),
+    updatedAt: String(row.updated_at),
+    final: Number(row.final) === 1,
+    childShards: JSON.parse(String(row.child_shards ?? "[]")),
+  };
+}
+
+/** Creates the metadata table and its one row in a new snapshot database. */
+export function initSnapshotMetadata(
+  db: DatabaseSync,
+  init: { stream: string; shardId: string; sequenceNumber: string },
+): void {
+  const now = new Date().toISOString();
+  db.exec(`CREATE TABLE ${META_TABLE} (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    format_version INTEGER NOT NULL,
+    stream TEXT NOT NULL,
+    shard_id TEXT NOT NULL,
+    sequence_number TEXT NOT NULL,
+    records_applied INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    final INTEGER NOT NULL DEFAULT 0,
+    child_shards TEXT NOT NULL DEFAULT '[]'
+  )`);
+  db.prepare(
+    `INSERT INTO ${META_TABLE} (id, format_version, stream, shard_id, sequence_number,
+      records_applied, created_at, updated_at) VALUES (1, ?, ?, ?, ?, 0, ?, ?)`,
+  ).run(
+    FORMAT_VERSION,
+    init.stream,
+    init.shardId,
+    init.sequenceNumber,
+    now,
+    now,
+  );
+}

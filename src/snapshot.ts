@@ -1,0 +1,269 @@
+/**
+ * The {@linkcode Snapshot} type and the naming rules that map a snapshot to its store key and
+ * local file. Keys carry the stream, the shard and the decimal sequence number, so a listing
+ * alone tells what is stored:
+ *
+ * ```text
+ * <stream>/<shardId>/<sequenceNumber>[.final].sqlite[.zst]
+ * ```
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { InvalidArgumentError } from "./errors.ts";
+
+/**
+ * The sequence number of a snapshot that holds no records yet. A generator's `bootstrap`
+ * returns it to start reading at the beginning of the shard (`TRIM_HORIZON`). It compares
+ * below every real Kinesis sequence number.
+ */
+export const BOOTSTRAP_SEQUENCE = "0";
+
+/** How the bytes of a stored snapshot are encoded. */
+export type SnapshotEncoding = "zstd" | "none";
+
+/** One snapshot of one shard, as found in a store. */
+export interface Snapshot {
+  /** The Kinesis stream name. */
+  stream: string;
+  /** The shard the snapshot was taken of. */
+  shardId: string;
+  /** The sequence number of the last record applied, in decimal; `BOOTSTRAP_SEQUENCE` if none. */
+  sequenceNumber: string;
+  /** True when the shard was closed (resharded) and this snapshot holds all of its records. */
+  final: boolean;
+  /** The key of the snapshot inside its store. */
+  key: string;
+  /** How the stored bytes are encoded; a downloaded `localFile` is always plain SQLite. */
+  encoding: SnapshotEncoding;
+  /** Where the plain SQLite file is (or will be, after a download) on the local disk. */
+  localFile: string;
+  /** Size of the stored object in bytes, when the store reported it. */
+  size?: number;
+  /** When the stored object was written, when the store reported it. */
+  lastModified?: Date;
+}
+
+/** The parts of a snapshot that its key encodes. */
+export interface SnapshotKeyParts {
+  /** The Kinesis stream name. */
+  stream: string;
+  /** The shard id. */
+  shardId: string;
+  /** The decimal sequence number of the last record applied. */
+  sequenceNumber: string;
+  /** Whether the shard was closed and this is its last snapshot. */
+  final: boolean;
+  /** How the stored bytes are encoded. */
+  encoding: SnapshotEncoding;
+}
+
+const NAME_PATTERN = /^[A-Za-z0-9_.-]{1,256}$/;
+const SEQUENCE_PATTERN = /^(0|[1-9][0-9]{0,127})$/;
+const FILE_PATTERN = /^(0|[1-9][0-9]{0,127})(\.final)?\.sqlite(\.zst)?$/;
+
+/**
+ * Checks that a stream name or shard id is safe to use as one segment of a key or path.
+ *
+ * @param what What the value is, for the error message (e.g. `"stream"`).
+ * @param value The value to check.
+ * @returns The value, unchanged.
+ * @throws {InvalidArgumentError} When the value is empty, has a separator or is `.`/`..`.
+ *
+ * @example Usage
+ * ```ts
+ * import { assertName } from "./snapshot.ts";
+ * assertName("stream", "orders"); // "orders"
+ * ```
+ */
+export function assertName(what: string, value: string): string {
+  if (!NAME_PATTERN.test(value) || value === "." || value === "..") {
+    throw new InvalidArgumentError(
+      `Cannot use ${what} name as it must be 1-256 letters, digits, '_', '-' or '.': current value is ${
+        JSON.stringify(value)
+      }`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Checks that a value is a decimal sequence number.
+ *
+ * @param value The value to check.
+ * @returns The value, unchanged.
+ * @throws {InvalidArgumentError} When the value is not a decimal number.
+ *
+ * @example Usage
+ * ```ts
+ * import { assertSequenceNumber } from "./snapshot.ts";
+ * assertSequenceNumber("49590338271490256608559692538361571095921575989136588898");
+ * ```
+ */
+export function assertSequenceNumber(value: string): string {
+  if (typeof value !== "string" || !SEQUENCE_PATTERN.test(value)) {
+    throw new InvalidArgumentError(
+      `Cannot use sequence number as it is not a decimal number: current value is ${
+        JSON.stringify(value)
+      }`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Compares two Kinesis sequence numbers as integers (they are too large for `number`).
+ *
+ * @param a A decimal sequence number.
+ * @param b A decimal sequence number.
+ * @returns A negative number when `a < b`, zero when equal, a positive number when `a > b`.
+ *
+ * @example Usage
+ * ```ts
+ * import { compareSequenceNumbers } from "./snapshot.ts";
+ * compareSequenceNumbers("9", "10"); // negative: 9 < 10, unlike string order
+ * ```
+ */
+export function compareSequenceNumbers(a: string, b: string): number {
+  const x = BigInt(a);
+  const y = BigInt(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/**
+ * Orders snapshots of one shard from oldest to newest: by sequence number, and at the same
+ * sequence number a final snapshot after one that is not.
+ *
+ * @param a A snapshot.
+ * @param b A snapshot.
+ * @returns A negative number when `a` is older than `b`, zero when equal, else positive.
+ *
+ * @example Usage
+ * ```ts
+ * import { compareSnapshots, parseSnapshotKey } from "./snapshot.ts";
+ * const a = parseSnapshotKey("s/shardId-0/9.sqlite.zst")!;
+ * const b = parseSnapshotKey("s/shardId-0/10.sqlite.zst")!;
+ * compareSnapshots(a, b); // negative
+ * ```
+ */
+export function compareSnapshots(
+  a: Pick<SnapshotKeyParts, "sequenceNumber" | "final">,
+  b: Pick<SnapshotKeyParts, "sequenceNumber" | "final">,
+): number {
+  return compareSequenceNumbers(a.sequenceNumber, b.sequenceNumber) ||
+    Number(a.final) - Number(b.final);
+}
+
+/**
+ * The key prefix under which the snapshots of one shard (or, without a shard, one stream) live.
+ *
+ * @param stream The stream name.
+ * @param shardId The shard id; omit it for the whole stream.
+ * @returns The prefix, ending in `/`.
+ *
+ * @example Usage
+ * ```ts
+ * import { snapshotPrefix } from "./snapshot.ts";
+ * snapshotPrefix("orders", "shardId-000000000000"); // "orders/shardId-000000000000/"
+ * ```
+ */
+export function snapshotPrefix(stream: string, shardId?: string): string {
+  assertName("stream", stream);
+  if (shardId === undefined) return `${stream}/`;
+  return `${stream}/${assertName("shard", shardId)}/`;
+}
+
+/**
+ * Builds the store key of a snapshot.
+ *
+ * @param parts The stream, shard, sequence number, finality and encoding.
+ * @returns The key, e.g. `orders/shardId-000000000000/4959...898.sqlite.zst`.
+ *
+ * @example Usage
+ * ```ts
+ * import { snapshotKey } from "./snapshot.ts";
+ * snapshotKey({
+ *   stream: "orders",
+ *   shardId: "shardId-000000000000",
+ *   sequenceNumber: "42",
+ *   final: false,
+ *   encoding: "zstd",
+ * }); // "orders/shardId-000000000000/42.sqlite.zst"
+ * ```
+ */
+export function snapshotKey(parts: SnapshotKeyParts): string {
+  assertSequenceNumber(parts.sequenceNumber);
+  return `${snapshotPrefix(parts.stream, parts.shardId)}${parts.sequenceNumber}${
+    parts.final ? ".final" : ""
+  }.sqlite${parts.encoding === "zstd" ? ".zst" : ""}`;
+}
+
+/**
+ * Parses a store key into the parts of a snapshot.
+ *
+ * @param key A key relative to the store's root.
+ * @returns The parts, or `undefined` when the key is not a snapshot key.
+ *
+ * @example Usage
+ * ```ts
+ * import { parseSnapshotKey } from "./snapshot.ts";
+ * parseSnapshotKey("orders/shardId-000000000000/42.final.sqlite.zst");
+ * // { stream: "orders", shardId: "shardId-000000000000", sequenceNumber: "42", final: true, ... }
+ * parseSnapshotKey("orders/readme.txt"); // undefined
+ * ```
+ */
+export function parseSnapshotKey(key: string): SnapshotKeyParts | undefined {
+  const segments = key.split("/");
+  if (segments.length !== 3) return undefined;
+  const [stream, shardId, file] = segments;
+  if (!NAME_PATTERN.test(stream) || stream === "." || stream === "..") {
+    return undefined;
+  }
+  if (!NAME_PATTERN.test(shardId) || shardId === "." || shardId === "..") {
+    return undefined;
+  }
+  const match = FILE_PATTERN.exec(file);
+  if (!match) return undefined;
+  return {
+    stream,
+    shardId,
+    sequenceNumber: match[1],
+    final: match[2] !== undefined,
+    encoding: match[3] !== undefined ? "zstd" : "none",
+  };
+}
+
+/**
+ * The local path of a snapshot's plain SQLite file under a directory. It is built from the
+ * validated parts, never from the raw key, so no key can point outside `dir`.
+ *
+ * @param dir The local directory.
+ * @param parts The snapshot's parts.
+ * @returns `<dir>/<stream>/<shardId>/<sequenceNumber>[.final].sqlite`.
+ *
+ * @example Usage
+ * ```ts
+ * import { localSnapshotFile } from "./snapshot.ts";
+ * localSnapshotFile("./local", {
+ *   stream: "orders",
+ *   shardId: "shardId-000000000000",
+ *   sequenceNumber: "42",
+ *   final: false,
+ * }); // "local/orders/shardId-000000000000/42.sqlite"
+ * ```
+ */
+export function localSnapshotFile(
+  dir: string,
+  parts: Pick<
+    SnapshotKeyParts,
+    "stream" | "shardId" | "sequenceNumber" | "final"
+  >,
+): string {
+  assertSequenceNumber(parts.sequenceNumber);
+  return join(
+    dir,
+    assertName("stream", parts.stream),
+    assertName("shard", parts.shardId),
+    `${parts.sequenceNumber}${parts.final ? ".final" : ""}.sqlite`,
+  );
+}

@@ -1,0 +1,426 @@
+/**
+ * The producer: {@linkcode ShardSnapshotter} brings the latest snapshot of one shard up to
+ * date and publishes it.
+ *
+ * @module
+ */
+import type { AwsClient } from "./aws_client.ts";
+import { DatabaseSync } from "node:sqlite";
+import { dirname, join, resolve } from "node:path";
+import { encodeFile } from "./_codec.ts";
+import { fetchSnapshot, listShardSnapshots, newest } from "./_snapshot_io.ts";
+import { withWorkDir } from "./_work_dir.ts";
+import { InvalidArgumentError, SnapshotGeneratorError, SnapshotIntegrityError } from "./errors.ts";
+import type { SnapshotGenerator } from "./generator.ts";
+import type { RetryOptions } from "./kinesis/_retry.ts";
+import { type ChildShard, readShard, type ShardRecord } from "./kinesis/shard_reader.ts";
+import { type Logger, silentLogger } from "./logger.ts";
+import {
+  FORMAT_VERSION,
+  initSnapshotMetadata,
+  META_TABLE,
+  readSnapshotMetadata,
+} from "./metadata.ts";
+import {
+  assertName,
+  assertSequenceNumber,
+  BOOTSTRAP_SEQUENCE,
+  localSnapshotFile,
+  type Snapshot,
+  type SnapshotEncoding,
+  snapshotKey,
+} from "./snapshot.ts";
+import { ObjectExistsError, type SnapshotStore } from "./store/snapshot_store.ts";
+
+/** Progress of a snapshot run, reported after each batch and each phase. */
+export interface SnapshotProgress {
+  /** The shard. */
+  shardId: string;
+  /** What the run is doing. */
+  phase: "download" | "catch-up" | "compact" | "upload" | "done";
+  /** Records applied in this run so far. */
+  recordsApplied: number;
+  /** The last sequence number applied. */
+  sequenceNumber: string;
+  /** How far behind the shard's tip the last batch ended, in ms. */
+  millisBehindLatest?: number;
+  /** Bytes uploaded so far (upload phase). */
+  bytesUploaded?: number;
+}
+
+/** Options for {@linkcode ShardSnapshotter}. */
+export interface ShardSnapshotterOptions {
+  /** The Kinesis client (a `KinesisClient`). */
+  kinesis: AwsClient;
+  /** Where snapshots are found and published. */
+  store: SnapshotStore;
+  /** The stream name. */
+  stream: string;
+  /** The shard id. */
+  shardId: string;
+  /** A local directory for working files and the produced snapshot (created if missing). */
+  localPath: string;
+  /** Turns records into rows. */
+  generator: SnapshotGenerator;
+  /** Stop once a (not full) page ends at most this many ms behind the shard's tip.
+   * Defaults to 0: read until caught up. */
+  doneLagMs?: number;
+  /** Compact the database with `VACUUM INTO` before upload. Defaults to true. */
+  compact?: boolean;
+  /** How to encode the stored snapshot. Defaults to `"zstd"`. */
+  encoding?: SnapshotEncoding;
+  /** Records per GetRecords call. Defaults to 10,000. */
+  limit?: number;
+  /** Fetch the next page while the current one is applied. Defaults to true. */
+  prefetch?: boolean;
+  /** Retries of throttled and failed Kinesis calls. */
+  retry?: Partial<RetryOptions>;
+  /** Where progress and retries are logged. */
+  logger?: Logger;
+  /** Called after each batch and phase. */
+  onProgress?: (progress: SnapshotProgress) => void;
+  /** Aborts the run; nothing is published. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Brings one shard's snapshot up to date: finds the latest snapshot (or bootstraps an empty
+ * one), applies the records after it through the generator, one transaction per batch, stops
+ * when caught up or when the shard is closed, compacts, and publishes the result under a key
+ * that carries its sequence number.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { KinesisClient } from "@aws-sdk/client-kinesis";
+ * import { FileSnapshotStore, ShardSnapshotter } from "../mod.ts";
+ * const snapshotter = new ShardSnapshotter({
+ *   kinesis: new KinesisClient({}),
+ *   store: new FileSnapshotStore({ root: "./snapshots" }),
+ *   stream: "orders",
+ *   shardId: "shardId-000000000000",
+ *   localPath: "./work",
+ *   generator: {
+ *     onStart(db) {
+ *       db.exec("CREATE TABLE IF NOT EXISTS events (seq TEXT PRIMARY KEY, data BLOB)");
+ *     },
+ *     onRecords(db, batch) {
+ *       const insert = db.prepare("INSERT INTO events VALUES (?, ?)");
+ *       for (const r of batch.records) insert.run(r.sequenceNumber, r.data);
+ *     },
+ *   },
+ * });
+ * const snapshot = await snapshotter.snapshotShard();
+ * console.log(snapshot.key, snapshot.sequenceNumber);
+ * ```
+ */
+export class ShardSnapshotter {
+  #options: ShardSnapshotterOptions;
+  #logger: Logger;
+
+  /**
+   * Creates a snapshotter for one shard.
+   *
+   * @param options The clients, the shard, the generator and the settings.
+   */
+  constructor(options: ShardSnapshotterOptions) {
+    assertName("stream", options.stream);
+    assertName("shard", options.shardId);
+    if (!options.localPath) {
+      throw new InvalidArgumentError(
+        `Cannot snapshot as the local path is empty: current value is ${
+          JSON.stringify(options.localPath)
+        }`,
+      );
+    }
+    const lag = options.doneLagMs ?? 0;
+    if (!Number.isFinite(lag) || lag < 0) {
+      throw new InvalidArgumentError(
+        `Cannot snapshot as the done lag must be a number of ms >= 0: current value is ${lag}`,
+      );
+    }
+    if (typeof options.generator?.onRecords !== "function") {
+      throw new InvalidArgumentError(
+        "Cannot snapshot as the generator has no onRecords method: current value is " +
+          typeof options.generator,
+      );
+    }
+    this.#options = { ...options, localPath: resolve(options.localPath) };
+    this.#logger = options.logger ?? silentLogger;
+  }
+
+  /**
+   * Runs one snapshot: catch up from the latest snapshot and publish the result.
+   *
+   * With no new records the existing latest snapshot is returned and nothing is uploaded. A
+   * failed run publishes nothing, leaves the previous latest snapshot untouched and removes
+   * its working files.
+   *
+   * @returns The latest snapshot after the run, with `localFile` holding the produced
+   * database when this run published one.
+   */
+  async snapshotShard(): Promise<Snapshot> {
+    const o = this.#options;
+    return await withWorkDir(
+      o.localPath,
+      `${o.stream}.${o.shardId}`,
+      (dir) => this.#run(dir),
+    );
+  }
+
+  async #run(workDir: string): Promise<Snapshot> {
+    const o = this.#options;
+    const log = this.#logger;
+    const fields = { stream: o.stream, shard: o.shardId };
+    const progress = (p: Omit<SnapshotProgress, "shardId">) =>
+      o.onProgress?.({ shardId: o.shardId, ...p });
+
+    const latest = newest(
+      await listShardSnapshots(o.store, o.stream, o.shardId, o.localPath),
+    );
+    if (latest?.final) {
+      log.info("shard is closed and its final snapshot exists", {
+        ...fields,
+        key: latest.key,
+      });
+      return latest;
+    }
+    const dbFile = join(workDir, "snapshot.sqlite");
+    if (latest) {
+      progress({
+        phase: "download",
+        recordsApplied: 0,
+        sequenceNumber: latest.sequenceNumber,
+      });
+      log.info("downloading latest snapshot", { ...fields, key: latest.key });
+      await fetchSnapshot(o.store, latest, dbFile, o.signal);
+    }
+    const db = new DatabaseSync(dbFile);
+    let closed = false;
+    const close = () => {
+      if (!closed) db.close();
+      closed = true;
+    };
+    try {
+      // The working copy is published only after it is closed and copied: it needs no journal
+      // on disk and no fsync; a crash discards the whole working directory.
+      db.exec(
+        "PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF; PRAGMA temp_store = MEMORY",
+      );
+      let meta = readSnapshotMetadata(db);
+      if (latest && !meta) {
+        throw new SnapshotIntegrityError(
+          latest.key,
+          `Cannot build on snapshot as it has no metadata: current value is "${latest.key}"`,
+        );
+      }
+      if (!meta) {
+        const start = assertSequenceNumber(
+          String(await o.generator.bootstrap?.(db) ?? BOOTSTRAP_SEQUENCE),
+        );
+        initSnapshotMetadata(db, {
+          stream: o.stream,
+          shardId: o.shardId,
+          sequenceNumber: start,
+        });
+        meta = readSnapshotMetadata(db)!;
+      }
+      if (meta.formatVersion > FORMAT_VERSION) {
+        throw new SnapshotIntegrityError(
+          latest?.key ?? "",
+          `Cannot build on snapshot as it was written by a newer format: current value is ${meta.formatVersion}`,
+        );
+      }
+      await this.#inTransaction(
+        db,
+        async () => await o.generator.onStart?.(db),
+      );
+
+      const update = db.prepare(
+        `UPDATE ${META_TABLE} SET sequence_number = ?, records_applied = records_applied + ?,
+          updated_at = ? WHERE id = 1`,
+      );
+      let sequenceNumber = meta.sequenceNumber;
+      let applied = 0;
+      let childShards: ChildShard[] | undefined;
+      log.info("catching up", { ...fields, after: sequenceNumber });
+      for await (
+        const page of readShard(o.kinesis, {
+          stream: o.stream,
+          shardId: o.shardId,
+          after: sequenceNumber,
+          doneLagMs: o.doneLagMs ?? 0,
+          limit: o.limit,
+          prefetch: o.prefetch,
+          retry: o.retry,
+          signal: o.signal,
+          logger: log,
+        })
+      ) {
+        if (page.records.length > 0) {
+          const last = page.records[page.records.length - 1].sequenceNumber;
+          const tracked = trackRecords(page.records);
+          await this.#inTransaction(db, async () => {
+            try {
+              await o.generator.onRecords(db, {
+                ...page,
+                records: tracked.records,
+              });
+            } catch (error) {
+              const at = tracked.current() ?? page.records[0];
+              throw new SnapshotGeneratorError(
+                o.shardId,
+                at.sequenceNumber,
+                `Cannot apply records of shard "${o.shardId}" as the generator failed at sequence number ${at.sequenceNumber}: ${
+                  (error as Error)?.message ?? error
+                }`,
+                { cause: error },
+              );
+            }
+            update.run(last, page.records.length, new Date().toISOString());
+          });
+          sequenceNumber = last;
+          applied += page.records.length;
+        }
+        if (page.closed) {
+          childShards = page.childShards;
+          db.prepare(
+            `UPDATE ${META_TABLE} SET final = 1, child_shards = ? WHERE id = 1`,
+          )
+            .run(JSON.stringify(childShards));
+        }
+        progress({
+          phase: "catch-up",
+          recordsApplied: applied,
+          sequenceNumber,
+          millisBehindLatest: page.millisBehindLatest,
+        });
+        log.debug("applied batch", {
+          ...fields,
+          records: page.records.length,
+          millisBehindLatest: page.millisBehindLatest,
+        });
+      }
+      const final = childShards !== undefined;
+      if (latest && applied === 0 && !final) {
+        log.info("no new records; the latest snapshot stands", {
+          ...fields,
+          key: latest.key,
+        });
+        return latest;
+      }
+
+      let plainFile = dbFile;
+      if (o.compact ?? true) {
+        progress({ phase: "compact", recordsApplied: applied, sequenceNumber });
+        plainFile = join(workDir, "compact.sqlite");
+        db.exec(`VACUUM INTO '${plainFile.replaceAll("'", "''")}'`);
+      } else {
+        db.exec("PRAGMA optimize");
+      }
+      close();
+
+      const encoding = o.encoding ?? "zstd";
+      const storedFile = join(workDir, "upload.bin");
+      const encoded = await encodeFile(plainFile, storedFile, encoding);
+      const parts = {
+        stream: o.stream,
+        shardId: o.shardId,
+        sequenceNumber,
+        final,
+        encoding,
+      };
+      const key = snapshotKey(parts);
+      progress({
+        phase: "upload",
+        recordsApplied: applied,
+        sequenceNumber,
+        bytesUploaded: 0,
+      });
+      log.info("publishing snapshot", {
+        ...fields,
+        key,
+        records: applied,
+        rawBytes: encoded.rawSize,
+        storedBytes: encoded.storedSize,
+      });
+      try {
+        await o.store.put(key, storedFile, {
+          metadata: {
+            sha256: encoded.sha256,
+            "raw-size": String(encoded.rawSize),
+            "format-version": String(FORMAT_VERSION),
+          },
+          ifNoneMatch: true,
+          signal: o.signal,
+          onProgress: (bytes) =>
+            progress({
+              phase: "upload",
+              recordsApplied: applied,
+              sequenceNumber,
+              bytesUploaded: bytes,
+            }),
+        });
+      } catch (error) {
+        if (!(error instanceof ObjectExistsError)) throw error;
+        // Another producer published the same position first: its snapshot stands.
+        log.warn(
+          "another producer published this snapshot first; keeping theirs",
+          {
+            ...fields,
+            key,
+          },
+        );
+      }
+      const localFile = localSnapshotFile(o.localPath, parts);
+      await Deno.mkdir(dirname(localFile), { recursive: true });
+      await Deno.rename(plainFile, localFile);
+      progress({ phase: "done", recordsApplied: applied, sequenceNumber });
+      return {
+        ...parts,
+        key,
+        localFile,
+        size: encoded.storedSize,
+        lastModified: new Date(),
+      };
+    } finally {
+      close();
+    }
+  }
+
+  async #inTransaction(
+    db: DatabaseSync,
+    work: () => Promise<void>,
+  ): Promise<void> {
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      await work();
+      db.exec("COMMIT");
+    } catch (error) {
+      if (db.isTransaction) db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+}
+
+/**
+ * Wraps a batch's records so that the record a generator is working on when it throws can be
+ * named: iterating the array (for...of, spread, entries) records the current element.
+ */
+function trackRecords(records: ShardRecord[]): {
+  records: ShardRecord[];
+  current(): ShardRecord | undefined;
+} {
+  let current: ShardRecord | undefined;
+  const tracked = records.slice();
+  const values = function* () {
+    for (const record of records) {
+      current = record;
+      yield record;
+    }
+  };
+  Object.defineProperty(tracked, Symbol.iterator, {
+    value: values,
+    enumerable: false,
+  });
+  return { records: tracked, current: () => current };
+}

@@ -1,0 +1,266 @@
+/**
+ * A {@linkcode SnapshotStore} in a local directory. Writes are atomic: the bytes go to a temp
+ * file beside the target, are fsynced, then linked into place (which also refuses to replace
+ * an existing key). Metadata lives in a `<key>.meta.json` sidecar written before the data.
+ *
+ * @module
+ */
+import { dirname, join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { InvalidArgumentError } from "../errors.ts";
+import {
+  type DownloadResult,
+  ObjectExistsError,
+  type PutOptions,
+  type SnapshotStore,
+  type StoredObject,
+} from "./snapshot_store.ts";
+
+const META_SUFFIX = ".meta.json";
+
+/** Options for {@linkcode FileSnapshotStore}. */
+export interface FileSnapshotStoreOptions {
+  /** The directory that holds the snapshots; created on first write. */
+  root: string;
+}
+
+/**
+ * Keeps snapshots as files under a local directory.
+ *
+ * @example Usage
+ * ```ts
+ * import { FileSnapshotStore } from "./file_store.ts";
+ * const store = new FileSnapshotStore({ root: "./snapshots" });
+ * console.log(store.url);
+ * ```
+ */
+export class FileSnapshotStore implements SnapshotStore {
+  /** The absolute root directory. */
+  readonly root: string;
+  /** A `file://` URL naming the root. */
+  readonly url: string;
+
+  /**
+   * Creates a store rooted at a directory.
+   *
+   * @param options The root directory.
+   */
+  constructor(options: FileSnapshotStoreOptions) {
+    if (!options.root) {
+      throw new InvalidArgumentError(
+        `Cannot create file store as the root is empty: current value is ${
+          JSON.stringify(options.root)
+        }`,
+      );
+    }
+    this.root = resolve(options.root);
+    this.url = pathToFileURL(this.root).href;
+  }
+
+  #path(key: string): string {
+    const segments = key.split("/");
+    for (const segment of segments) {
+      if (
+        segment === "" || segment === "." || segment === ".." ||
+        segment.startsWith(".") ||
+        segment.includes("\\") || segment.includes("\0")
+      ) {
+        throw new InvalidArgumentError(
+          `Cannot use key in file store as it is not a plain relative path: current value is ${
+            JSON.stringify(key)
+          }`,
+        );
+      }
+    }
+    return join(this.root, ...segments);
+  }
+
+  /**
+   * Lists every stored object whose key starts with `prefix`.
+   *
+   * @param prefix The key prefix.
+   * @returns The objects.
+   */
+  async *list(prefix: string): AsyncIterable<StoredObject> {
+    yield* this.#walk(this.root, "", prefix);
+  }
+
+  async *#walk(
+    dir: string,
+    keyPrefix: string,
+    prefix: string,
+  ): AsyncIterable<StoredObject> {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(dir));
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return;
+      throw error;
+    }
+    entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+    for (const entry of entries) {
+      if (entry.name.startsWith(".")) continue; // temp files and hidden entries
+      const key = keyPrefix + entry.name;
+      if (entry.isDirectory) {
+        const sub = key + "/";
+        if (sub.startsWith(prefix) || prefix.startsWith(sub)) {
+          yield* this.#walk(join(dir, entry.name), sub, prefix);
+        }
+      } else if (
+        entry.isFile && !entry.name.endsWith(META_SUFFIX) &&
+        key.startsWith(prefix)
+      ) {
+        const info = await Deno.stat(join(dir, entry.name)).catch(() => undefined);
+        if (info) {
+          yield { key, size: info.size, lastModified: info.mtime ?? undefined };
+        }
+      }
+    }
+  }
+
+  /**
+   * Publishes a file atomically under a key.
+   *
+   * @param key The key.
+   * @param file The file to publish.
+   * @param options Metadata; `ifNoneMatch` (default true) refuses to replace the key.
+   */
+  async put(key: string, file: string, options: PutOptions): Promise<void> {
+    const target = this.#path(key);
+    const metaFile = target + META_SUFFIX;
+    const replace = options.ifNoneMatch === false;
+    await Deno.mkdir(dirname(target), { recursive: true });
+    if (!replace && await exists(target)) throw new ObjectExistsError(key);
+    // The sidecar is linked first and claims the key: a racing writer fails here, before it
+    // can touch the data. A sidecar with no data beside it for a minute is a crash's leftover.
+    if (!replace) await removeOrphanSidecar(metaFile, target);
+    try {
+      await writeAtomically(metaFile, async (tmp) => {
+        await Deno.writeTextFile(tmp, JSON.stringify(options.metadata));
+      }, replace);
+    } catch (error) {
+      if (error instanceof Deno.errors.AlreadyExists) {
+        throw new ObjectExistsError(key);
+      }
+      throw error;
+    }
+    try {
+      await writeAtomically(target, async (tmp) => {
+        await Deno.copyFile(file, tmp);
+        options.signal?.throwIfAborted();
+      }, replace);
+    } catch (error) {
+      if (!replace) await Deno.remove(metaFile).catch(() => {});
+      if (error instanceof Deno.errors.AlreadyExists) {
+        throw new ObjectExistsError(key);
+      }
+      throw error;
+    }
+    await syncDirectory(dirname(target));
+    const { size } = await Deno.stat(target);
+    options.onProgress?.(size);
+  }
+
+  /**
+   * Copies a stored object to a local file.
+   *
+   * @param key The key.
+   * @param file The local file to write.
+   * @returns The metadata and size.
+   */
+  async download(key: string, file: string): Promise<DownloadResult> {
+    const source = this.#path(key);
+    let metadata: Record<string, string> = {};
+    try {
+      metadata = JSON.parse(await Deno.readTextFile(source + META_SUFFIX));
+    } catch (error) {
+      if (
+        !(error instanceof Deno.errors.NotFound) &&
+        !(error instanceof SyntaxError)
+      ) throw error;
+    }
+    await Deno.copyFile(source, file);
+    const { size } = await Deno.stat(file);
+    return { metadata, size };
+  }
+
+  /**
+   * Deletes objects (and their metadata); missing keys are ignored.
+   *
+   * @param keys The keys to delete.
+   */
+  async delete(keys: string[]): Promise<void> {
+    for (const key of keys) {
+      const path = this.#path(key);
+      for (const p of [path, path + META_SUFFIX]) {
+        await Deno.remove(p).catch((error) => {
+          if (!(error instanceof Deno.errors.NotFound)) throw error;
+        });
+      }
+    }
+  }
+}
+
+const ORPHAN_AGE_MS = 60_000;
+
+async function removeOrphanSidecar(
+  metaFile: string,
+  target: string,
+): Promise<void> {
+  const info = await Deno.lstat(metaFile).catch(() => undefined);
+  if (!info?.mtime || Date.now() - info.mtime.getTime() < ORPHAN_AGE_MS) return;
+  if (await exists(target)) return;
+  await Deno.remove(metaFile).catch(() => {});
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  // Makes the new directory entries durable where the platform allows opening a directory.
+  try {
+    const handle = await Deno.open(dir, { read: true });
+    try {
+      await handle.sync();
+    } finally {
+      handle.close();
+    }
+  } catch {
+    // Not supported on every platform; the rename itself is still atomic.
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/**
+ * Writes `target` through a hidden temp file beside it: write, fsync, then link (no replace)
+ * or rename (replace). The temp file is removed whatever happens.
+ */
+async function writeAtomically(
+  target: string,
+  write: (tmp: string) => Promise<void>,
+  replace: boolean,
+): Promise<void> {
+  const tmp = join(
+    dirname(target),
+    `.${target.slice(dirname(target).length + 1)}.tmp-${crypto.randomUUID()}`,
+  );
+  try {
+    await write(tmp);
+    const handle = await Deno.open(tmp, { read: true, write: true });
+    try {
+      await handle.sync();
+    } finally {
+      handle.close();
+    }
+    if (replace) await Deno.rename(tmp, target);
+    else await Deno.link(tmp, target);
+  } finally {
+    await Deno.remove(tmp).catch(() => {});
+  }
+}

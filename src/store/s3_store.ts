@@ -1,0 +1,336 @@
+/**
+ * A {@linkcode SnapshotStore} in an S3 bucket (or any S3-compatible store). Uploads go through
+ * `@aws-sdk/lib-storage` (parallel multipart for large files, aborted on failure so no parts
+ * are left behind) with an S3 SHA-256 checksum; large downloads use parallel ranged GETs.
+ *
+ * @module
+ */
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  paginateListObjectsV2,
+  type S3Client,
+} from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import { createReadStream } from "node:fs";
+import type { AwsClient } from "../aws_client.ts";
+import { InvalidArgumentError } from "../errors.ts";
+import {
+  type DownloadOptions,
+  type DownloadResult,
+  ObjectExistsError,
+  type PutOptions,
+  type SnapshotStore,
+  type StoredObject,
+} from "./snapshot_store.ts";
+
+/** Options for {@linkcode S3SnapshotStore}. */
+export interface S3SnapshotStoreOptions {
+  /** The S3 client, an `S3Client` (region, credentials and endpoint come from the standard
+   * chain). */
+  client: AwsClient;
+  /** The bucket name. */
+  bucket: string;
+  /** A key prefix for every snapshot, e.g. `"snapshots"`; no leading or trailing `/` needed. */
+  prefix?: string;
+  /** Size of each multipart part in bytes. Defaults to 16 MiB. */
+  partSize?: number;
+  /** How many parts (or download ranges) move at once. Defaults to 4. */
+  concurrency?: number;
+  /** Server-side encryption for uploads: `"AES256"` (SSE-S3) or `"aws:kms"` (SSE-KMS). */
+  serverSideEncryption?: "AES256" | "aws:kms";
+  /** The KMS key id for `"aws:kms"` encryption. */
+  sseKmsKeyId?: string;
+  /** The account id that must own the bucket; requests fail otherwise. */
+  expectedBucketOwner?: string;
+}
+
+const DEFAULT_PART_SIZE = 16 * 1024 * 1024;
+
+/**
+ * Keeps snapshots in an S3 bucket under an optional prefix.
+ *
+ * @example Usage
+ * ```ts
+ * import { S3Client } from "@aws-sdk/client-s3";
+ * import { S3SnapshotStore } from "./s3_store.ts";
+ * const store = new S3SnapshotStore({
+ *   client: new S3Client({ region: "us-east-1" }),
+ *   bucket: "my-bucket",
+ *   prefix: "snapshots",
+ * });
+ * console.log(store.url); // "s3://my-bucket/snapshots"
+ * ```
+ */
+export class S3SnapshotStore implements SnapshotStore {
+  /** The bucket. */
+  readonly bucket: string;
+  /** The key prefix, empty or ending in `/`. */
+  readonly prefix: string;
+  /** An `s3://bucket/prefix` URL naming the store. */
+  readonly url: string;
+  #client: S3Client;
+  #partSize: number;
+  #concurrency: number;
+  #options: S3SnapshotStoreOptions;
+
+  /**
+   * Creates a store over a bucket.
+   *
+   * @param options The client, bucket, prefix and upload settings.
+   */
+  constructor(options: S3SnapshotStoreOptions) {
+    if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(options.bucket ?? "")) {
+      throw new InvalidArgumentError(
+        `Cannot use S3 bucket as its name is not valid: current value is ${
+          JSON.stringify(options.bucket)
+        }`,
+      );
+    }
+    const trimmed = (options.prefix ?? "").replace(/^\/+|\/+$/g, "");
+    this.bucket = options.bucket;
+    this.prefix = trimmed === "" ? "" : `${trimmed}/`;
+    this.url = `s3://${this.bucket}/${trimmed}`;
+    this.#client = options.client as S3Client;
+    this.#partSize = Math.max(
+      5 * 1024 * 1024,
+      options.partSize ?? DEFAULT_PART_SIZE,
+    );
+    this.#concurrency = Math.max(1, options.concurrency ?? 4);
+    this.#options = options;
+  }
+
+  /**
+   * Lists every object under the store's prefix plus `prefix`, following every page.
+   *
+   * @param prefix The key prefix, relative to the store's prefix.
+   * @returns The objects, keys relative to the store's prefix.
+   */
+  async *list(prefix: string): AsyncIterable<StoredObject> {
+    const pages = paginateListObjectsV2({ client: this.#client }, {
+      Bucket: this.bucket,
+      Prefix: this.prefix + prefix,
+      ExpectedBucketOwner: this.#options.expectedBucketOwner,
+    });
+    for await (const page of pages) {
+      for (const object of page.Contents ?? []) {
+        if (!object.Key?.startsWith(this.prefix)) continue;
+        yield {
+          key: object.Key.slice(this.prefix.length),
+          size: object.Size ?? 0,
+          lastModified: object.LastModified,
+        };
+      }
+    }
+  }
+
+  /**
+   * Uploads a file whole or not at all, with a SHA-256 checksum that S3 verifies.
+   *
+   * @param key The key, relative to the store's prefix.
+   * @param file The local file.
+   * @param options Metadata and upload options.
+   */
+  async put(key: string, file: string, options: PutOptions): Promise<void> {
+    const abortController = new AbortController();
+    const onAbort = () => abortController.abort();
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    const { size } = await Deno.stat(file);
+    const upload = new Upload({
+      client: this.#client,
+      partSize: this.#partSize,
+      queueSize: this.#concurrency,
+      leavePartsOnError: false,
+      abortController,
+      params: {
+        Bucket: this.bucket,
+        Key: this.prefix + key,
+        Body: createReadStream(file, { highWaterMark: 1024 * 1024 }),
+        ContentLength: size,
+        ContentType: "application/octet-stream",
+        Metadata: options.metadata,
+        ChecksumAlgorithm: "SHA256",
+        IfNoneMatch: options.ifNoneMatch === false ? undefined : "*",
+        ServerSideEncryption: this.#options.serverSideEncryption,
+        SSEKMSKeyId: this.#options.sseKmsKeyId,
+        ExpectedBucketOwner: this.#options.expectedBucketOwner,
+      },
+    });
+    if (options.onProgress) {
+      upload.on(
+        "httpUploadProgress",
+        (p) => options.onProgress?.(p.loaded ?? 0),
+      );
+    }
+    try {
+      await upload.done();
+    } catch (error) {
+      const name = (error as { name?: string }).name;
+      if (
+        name === "PreconditionFailed" || name === "ConditionalRequestConflict"
+      ) {
+        throw new ObjectExistsError(key, { cause: error });
+      }
+      throw error;
+    } finally {
+      options.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /**
+   * Downloads an object to a file; large objects in parallel byte ranges.
+   *
+   * @param key The key, relative to the store's prefix.
+   * @param file The local file to write.
+   * @param options Download options.
+   * @returns The metadata and size.
+   */
+  async download(
+    key: string,
+    file: string,
+    options?: DownloadOptions,
+  ): Promise<DownloadResult> {
+    const head = await this.#client.send(
+      new HeadObjectCommand({
+        Bucket: this.bucket,
+        Key: this.prefix + key,
+        ExpectedBucketOwner: this.#options.expectedBucketOwner,
+      }),
+      { abortSignal: options?.signal },
+    );
+    const size = head.ContentLength ?? 0;
+    const metadata = head.Metadata ?? {};
+    const etag = head.ETag;
+    const handle = await Deno.open(file, {
+      write: true,
+      create: true,
+      truncate: true,
+    });
+    try {
+      const ranges: Array<[number, number]> = [];
+      for (let start = 0; start < size; start += this.#partSize) {
+        ranges.push([start, Math.min(size, start + this.#partSize) - 1]);
+      }
+      if (ranges.length <= 1) {
+        await this.#fetchRange(
+          key,
+          etag,
+          undefined,
+          handle,
+          0,
+          options?.signal,
+        );
+      } else {
+        let next = 0;
+        const worker = async () => {
+          while (next < ranges.length) {
+            const [start, end] = ranges[next++];
+            await this.#fetchRange(
+              key,
+              etag,
+              `bytes=${start}-${end}`,
+              handle,
+              start,
+              options?.signal,
+            );
+          }
+        };
+        await Promise.all(
+          Array.from(
+            { length: Math.min(this.#concurrency, ranges.length) },
+            worker,
+          ),
+        );
+      }
+    } finally {
+      handle.close();
+    }
+    return { metadata, size };
+  }
+
+  async #fetchRange(
+    key: string,
+    etag: string | undefined,
+    range: string | undefined,
+    handle: Deno.FsFile,
+    offset: number,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const response = await this.#client.send(
+      new GetObjectCommand({
+        Bucket: this.bucket,
+        Key: this.prefix + key,
+        Range: range,
+        IfMatch: etag,
+        ExpectedBucketOwner: this.#options.expectedBucketOwner,
+      }),
+      { abortSignal: signal },
+    );
+    if (!response.Body) return;
+    let position = offset;
+    // The body is a Node stream (NodeHttpHandler) or a web stream (fetch): both iterate.
+    for await (
+      const chunk of response.Body as unknown as AsyncIterable<Uint8Array>
+    ) {
+      const bytes = chunk;
+      let written = 0;
+      while (written < bytes.length) {
+        written += await writeAt(
+          handle,
+          bytes.subarray(written),
+          position + written,
+        );
+      }
+      position += bytes.length;
+    }
+  }
+
+  /**
+   * Deletes objects, at most 1,000 per request.
+   *
+   * @param keys Keys relative to the store's prefix.
+   */
+  async delete(keys: string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += 1000) {
+      const chunk = keys.slice(i, i + 1000);
+      const result = await this.#client.send(
+        new DeleteObjectsCommand({
+          Bucket: this.bucket,
+          Delete: {
+            Objects: chunk.map((key) => ({ Key: this.prefix + key })),
+            Quiet: true,
+          },
+          ExpectedBucketOwner: this.#options.expectedBucketOwner,
+        }),
+      );
+      const failed = result.Errors?.[0];
+      if (failed) {
+        throw new Error(
+          `Cannot delete snapshot as S3 refused it (${failed.Code}): current value is "${failed.Key}"`,
+        );
+      }
+    }
+  }
+}
+
+async function writeAt(
+  handle: Deno.FsFile,
+  bytes: Uint8Array,
+  position: number,
+): Promise<number> {
+  // Positional writes from several ranges share one handle: seek and write must not interleave.
+  return await serialize(handle, async () => {
+    await handle.seek(position, Deno.SeekMode.Start);
+    return await handle.write(bytes);
+  });
+}
+
+const locks = new WeakMap<Deno.FsFile, Promise<unknown>>();
+
+function serialize<T>(handle: Deno.FsFile, task: () => Promise<T>): Promise<T> {
+  const previous = locks.get(handle) ?? Promise.resolve();
+  const next = previous.then(task, task);
+  locks.set(handle, next.catch(() => {}));
+  return next;
+}
