@@ -35,7 +35,7 @@ export interface Logger {
 
 /** A logger that drops everything; the default. */
 export const silentLogger: Logger = {
-  debug() {},
-  info() {},
-  warn() {},
+  debug(): void {},
+  info(): void {},
+  warn(): void {},
 };

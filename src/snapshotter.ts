@@ -412,7 +412,7 @@ function trackRecords(records: ShardRecord[]): {
 } {
   let current: ShardRecord | undefined;
   const tracked = records.slice();
-  const values = function* () {
+  const values = function* (): Generator<ShardRecord> {
     for (const record of records) {
       current = record;
       yield record;
