@@ -6,7 +6,7 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { dirname, join } from "node:path";
-import { decodeFile } from "./_codec.ts";
+import { decodeFile, sha256File } from "./_codec.ts";
 import { SnapshotIntegrityError } from "./errors.ts";
 import { readSnapshotMetadata, type SnapshotMetadata } from "./metadata.ts";
 import {
@@ -77,22 +77,21 @@ export async function fetchSnapshot(
         `Cannot verify snapshot as it has no stored checksum: current value is "${snapshot.key}"`,
       );
     }
-    let actual: string;
-    try {
-      actual = (await decodeFile(stored, plain, snapshot.encoding)).sha256;
-    } catch (error) {
-      throw new SnapshotIntegrityError(
-        snapshot.key,
-        `Cannot decode snapshot as its bytes are corrupt (${
-          (error as Error).message
-        }): current value is "${snapshot.key}"`,
-        { cause: error },
-      );
-    }
+    // Hash before decoding: only bytes that match their checksum are ever decompressed.
+    const actual = await sha256File(stored);
     if (actual !== expected) {
       throw new SnapshotIntegrityError(
         snapshot.key,
         `Cannot use snapshot as its SHA-256 ${actual} does not match the stored ${expected}: current value is "${snapshot.key}"`,
+      );
+    }
+    try {
+      await decodeFile(stored, plain, snapshot.encoding);
+    } catch (error) {
+      throw new SnapshotIntegrityError(
+        snapshot.key,
+        `Cannot decode snapshot (${(error as Error).message}): current value is "${snapshot.key}"`,
+        { cause: error },
       );
     }
     const meta = readMetadataOf(plain, snapshot.key);
