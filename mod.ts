@@ -76,3 +76,5 @@ export * from "./src/finder.ts";
 export { KV_TABLE_SQL, kvGenerator } from "./src/generators/kv.ts";
 export { LOG_TABLE_SQL, logGenerator } from "./src/generators/log.ts";
 export type { AwsClient } from "./src/aws_client.ts";
+export * from "./src/store/store_url.ts";
+export * from "./src/gc.ts";

@@ -9,7 +9,7 @@ import {
 import {
   logGenerator,
   type Logger,
-  S3SnapshotStore,
+  type S3SnapshotStore,
   ShardSnapshotFinder,
   ShardSnapshotter,
   type ShardSnapshotterOptions,

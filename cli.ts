@@ -1,0 +1,98 @@
+/**
+ * The streambolt command line: `streambolt <command> [options]`. It parses arguments, runs
+ * the command (loading only what that command needs) and maps errors to one line on stderr
+ * and an exit status: 0 success, 1 failure, 2 bad usage.
+ *
+ * ```sh
+ * deno run -P jsr:@streambolt/streambolt/cli snapshot --stream orders --store s3://bucket/snaps
+ * ```
+ *
+ * @module
+ */
+import denoJson from "./deno.json" with { type: "json" };
+import { isUsageError, out } from "./src/cli/_common.ts";
+
+/** The version of this CLI. */
+export const VERSION: string = denoJson.version;
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {
+  snapshot: {
+    summary: "bring shards' snapshots up to date and publish them",
+    load: () => import("./src/cli/snapshot.ts"),
+  },
+  list: {
+    summary: "list the snapshots of a stream or shard",
+    load: () => import("./src/cli/list.ts"),
+  },
+  latest: {
+    summary: "show the newest snapshot of a shard",
+    load: () => import("./src/cli/latest.ts"),
+  },
+  download: {
+    summary: "download and verify a snapshot as a SQLite file",
+    load: () => import("./src/cli/download.ts"),
+  },
+  inspect: {
+    summary: "look inside snapshot files (read-only)",
+    load: () => import("./src/cli/inspect.ts"),
+  },
+  gc: {
+    summary: "delete old snapshots, never a shard's newest",
+    load: () => import("./src/cli/gc.ts"),
+  },
+};
+
+interface CommandModule {
+  run(args: string[]): Promise<number>;
+}
+
+const HELP = `streambolt ${VERSION}: snapshots of Kinesis shards as SQLite files in S3
+
+Usage: streambolt <command> [options]
+
+Commands:
+${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`).join("\n")}
+
+Run "streambolt <command> --help" for a command's options.
+AWS settings come from the standard chain: AWS_REGION, AWS_PROFILE, credentials, and
+AWS_ENDPOINT_URL_KINESIS / AWS_ENDPOINT_URL_S3 for other endpoints.`;
+
+/**
+ * Runs the CLI with the given arguments.
+ *
+ * @param args The arguments, without the program name.
+ * @returns The exit status.
+ */
+export async function main(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+    out(HELP);
+    return command === undefined ? 2 : 0;
+  }
+  if (command === "--version" || command === "-V") {
+    out(`streambolt ${VERSION}`);
+    return 0;
+  }
+  const entry = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+  try {
+    if (!entry) {
+      throw new (await import("./src/cli/_common.ts")).UsageError(
+        `Cannot run command as it is unknown (see streambolt --help): current value is ${
+          JSON.stringify(command)
+        }`,
+      );
+    }
+    return await (await entry.load()).run(rest);
+  } catch (error) {
+    const message = error instanceof Error ? `${error.message}` : String(error);
+    Deno.stderr.writeSync(
+      new TextEncoder().encode(`streambolt: error: ${message.replace(/\s*\n\s*/g, " ")}\n`),
+    );
+    if (args.includes("--verbose") || args.includes("-v")) {
+      Deno.stderr.writeSync(new TextEncoder().encode(`${(error as Error)?.stack ?? ""}\n`));
+    }
+    return isUsageError(error) ? 2 : 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

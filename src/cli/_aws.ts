@@ -1,0 +1,47 @@
+/**
+ * AWS clients for the CLI, configured the AWS way: credentials and region from the standard
+ * chain and environment, endpoints from `AWS_ENDPOINT_URL_KINESIS` / `AWS_ENDPOINT_URL_S3`
+ * (read by the SDK itself). Path-style S3 addressing is used for IP and localhost endpoints,
+ * or when asked for. Loaded only by the commands that talk to AWS.
+ *
+ * @module
+ */
+import { KinesisClient } from "@aws-sdk/client-kinesis";
+import { S3Client } from "@aws-sdk/client-s3";
+import { NodeHttpHandler } from "@smithy/node-http-handler";
+
+function handler(): NodeHttpHandler {
+  // A request timeout that throws, so a stalled call is retried instead of hanging.
+  return new NodeHttpHandler({
+    connectionTimeout: 5_000,
+    requestTimeout: 60_000,
+    throwOnRequestTimeout: true,
+  });
+}
+
+/** A Kinesis client with standard retries and request timeouts. */
+export function makeKinesisClient(): KinesisClient {
+  return new KinesisClient({ requestHandler: handler(), maxAttempts: 10, retryMode: "standard" });
+}
+
+/** Whether an endpoint URL names an IP address or localhost (no virtual-host buckets there). */
+export function needsPathStyle(endpoint: string | undefined): boolean {
+  if (!endpoint) return false;
+  try {
+    const host = new URL(endpoint).hostname.replace(/^\[|\]$/g, "");
+    return host === "localhost" || /^\d+\.\d+\.\d+\.\d+$/.test(host) || host.includes(":");
+  } catch {
+    return false;
+  }
+}
+
+/** An S3 client with standard retries, request timeouts and the right addressing style. */
+export function makeS3Client(pathStyle?: boolean): S3Client {
+  const endpoint = Deno.env.get("AWS_ENDPOINT_URL_S3") ?? Deno.env.get("AWS_ENDPOINT_URL");
+  return new S3Client({
+    requestHandler: handler(),
+    maxAttempts: 10,
+    retryMode: "standard",
+    forcePathStyle: pathStyle || needsPathStyle(endpoint),
+  });
+}

@@ -1,0 +1,159 @@
+/**
+ * What every subcommand shares: argument parsing with one-line usage errors, value parsers,
+ * and output to stdout (tables or JSON).
+ *
+ * @module
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { InvalidArgumentError } from "../errors.ts";
+
+/** A mistake in how the CLI was called; exits with status 2. */
+export class UsageError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message What is wrong, naming the bad value.
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** The options every command accepts. */
+export const COMMON_OPTIONS = {
+  help: { type: "boolean", short: "h" },
+  json: { type: "boolean" },
+  quiet: { type: "boolean", short: "q" },
+  verbose: { type: "boolean", short: "v" },
+} as const;
+
+/** Parses a command's arguments strictly; unknown or malformed flags become usage errors. */
+export function parse<T extends NonNullable<ParseArgsConfig["options"]>>(
+  command: string,
+  args: string[],
+  options: T,
+  allowPositionals = false,
+): {
+  values: Record<string, string | boolean | string[] | undefined>;
+  positionals: string[];
+} {
+  // "--keep -1" would be refused as ambiguous without naming the value: join such a negative
+  // number to its option, so the value check can say what is wrong with it.
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const name = args[i].startsWith("--") ? args[i].slice(2) : undefined;
+    if (name && options[name]?.type === "string" && /^-\d/.test(args[i + 1] ?? "")) {
+      joined.push(`${args[i]}=${args[++i]}`);
+    } else joined.push(args[i]);
+  }
+  try {
+    const { values, positionals } = parseArgs({
+      args: joined,
+      options: { ...COMMON_OPTIONS, ...options },
+      strict: true,
+      allowPositionals,
+    });
+    return {
+      values: values as Record<string, string | boolean | string[] | undefined>,
+      positionals,
+    };
+  } catch (error) {
+    const message = (error as Error).message.split("\n")[0].replace(/\. To specify.*$/, "");
+    throw new UsageError(`Cannot parse arguments of "${command}": ${message}`);
+  }
+}
+
+/** A required string flag. */
+export function required(
+  values: Record<string, unknown>,
+  name: string,
+  command: string,
+): string {
+  const value = values[name];
+  if (typeof value !== "string" || value === "") {
+    throw new UsageError(
+      `Cannot run "${command}" as --${name} is required: current value is ${
+        JSON.stringify(value ?? null)
+      }`,
+    );
+  }
+  return value;
+}
+
+/** A whole number flag within bounds. */
+export function wholeNumber(
+  name: string,
+  value: string | undefined,
+  min: number,
+): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^-?\d+$/.test(value) || !Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(
+      `Cannot use --${name} as it must be a whole number of at least ${min}: current value is ${
+        JSON.stringify(value)
+      }`,
+    );
+  }
+  return n;
+}
+
+const UNITS: Record<string, number> = {
+  ms: 1,
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 604_800_000,
+};
+
+/** Parses a duration like `90s`, `15m`, `12h`, `7d`, `2w` (or `1h30m`) into ms. */
+export function parseDuration(name: string, value: string): number {
+  const parts = [...value.matchAll(/(\d+)(ms|s|m|h|d|w)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== value) {
+    throw new UsageError(
+      `Cannot use --${name} as it is not a duration like 30m, 12h or 7d: current value is ${
+        JSON.stringify(value)
+      }`,
+    );
+  }
+  return parts.reduce((ms, p) => ms + Number(p[1]) * UNITS[p[2]], 0);
+}
+
+/** Writes a line to stdout. */
+export function out(line: string): void {
+  Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
+}
+
+/** Writes a value as indented JSON to stdout. */
+export function outJson(value: unknown): void {
+  out(JSON.stringify(value, null, 2));
+}
+
+/** Writes rows as a left-aligned table with a header. */
+export function outTable(headers: string[], rows: string[][]): void {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join("  ");
+  out(line(headers));
+  for (const row of rows) out(line(row));
+}
+
+/** Human-readable bytes. */
+export function formatBytes(bytes: number | undefined): string {
+  if (bytes === undefined) return "-";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let n = bytes;
+  let u = 0;
+  while (n >= 1024 && u < units.length - 1) {
+    n /= 1024;
+    u++;
+  }
+  return u === 0 ? `${n} B` : `${n.toFixed(1)} ${units[u]}`;
+}
+
+/** Whether an error is the caller's fault (exit 2) rather than a failure (exit 1). */
+export function isUsageError(error: unknown): boolean {
+  return error instanceof UsageError || error instanceof InvalidArgumentError;
+}

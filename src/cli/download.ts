@@ -1,0 +1,79 @@
+/**
+ * `streambolt download`: fetch and verify a snapshot of one shard.
+ *
+ * @module
+ */
+import { ShardSnapshotFinder } from "../finder.ts";
+import { assertName, assertSequenceNumber, type Snapshot } from "../snapshot.ts";
+import { type Logger, silentLogger } from "../logger.ts";
+import { out, outJson, parse, required } from "./_common.ts";
+import { cliLogger } from "./_log.ts";
+import { openCliStore, snapshotJson, STORE_HELP, STORE_OPTIONS } from "./_store.ts";
+
+/** Help for the command. */
+export const HELP = `Usage: streambolt download --stream NAME --shard ID --store URL [options]
+
+Downloads a snapshot, verifies its SHA-256, and writes it as a plain SQLite file to
+DIR/<stream>/<shard>/<sequence>.sqlite. Prints the file's path.
+
+Options:
+  --stream NAME               the Kinesis stream (required)
+  --shard ID                  the shard (required)
+${STORE_HELP}
+  --out DIR                   where to write (created if missing; default: .)
+  --sequence SEQ              this snapshot rather than the latest
+  --fallback                  if the latest fails verification, use the newest one that passes
+  --json                      print an object with localFile
+  -h, --help                  this help`;
+
+/** Runs the command. */
+export async function run(args: string[]): Promise<number> {
+  const { values } = parse("download", args, {
+    ...STORE_OPTIONS,
+    stream: { type: "string" },
+    shard: { type: "string" },
+    out: { type: "string" },
+    sequence: { type: "string" },
+    fallback: { type: "boolean" },
+  });
+  if (values.help) {
+    out(HELP);
+    return 0;
+  }
+  const stream = assertName("stream", required(values, "stream", "download"));
+  const shardId = assertName("shard", required(values, "shard", "download"));
+  const sequence = values.sequence === undefined
+    ? undefined
+    : assertSequenceNumber(values.sequence as string);
+  const store = await openCliStore(values, "download");
+  const logger: Logger = values.quiet ? silentLogger : cliLogger({
+    verbose: values.verbose as boolean,
+  });
+  const finder = new ShardSnapshotFinder({
+    store,
+    stream,
+    shardId,
+    localPath: (values.out as string | undefined) ?? ".",
+    logger,
+  });
+  let snapshot: Snapshot | undefined;
+  if (sequence !== undefined) {
+    snapshot = (await finder.findSnapshots()).filter((s) => s.sequenceNumber === sequence).at(-1);
+    if (!snapshot) {
+      throw new Error(
+        `Cannot download snapshot as the shard has none at that sequence number: current value is "${sequence}"`,
+      );
+    }
+    await finder.downloadSnapshot(snapshot);
+  } else {
+    snapshot = await finder.downloadLatestSnapshot({ fallback: Boolean(values.fallback) });
+    if (!snapshot) {
+      throw new Error(
+        `Cannot download a snapshot as the shard has none in ${store.url}: current value is "${stream}/${shardId}"`,
+      );
+    }
+  }
+  if (values.json) outJson({ ...snapshotJson(snapshot), localFile: snapshot.localFile });
+  else out(snapshot.localFile);
+  return 0;
+}

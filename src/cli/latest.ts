@@ -1,0 +1,54 @@
+/**
+ * `streambolt latest`: the newest snapshot of one shard.
+ *
+ * @module
+ */
+import { listShardSnapshots, newest } from "../_snapshot_io.ts";
+import { assertName } from "../snapshot.ts";
+import { formatBytes, out, outJson, outTable, parse, required } from "./_common.ts";
+import { openCliStore, snapshotJson, STORE_HELP, STORE_OPTIONS } from "./_store.ts";
+
+/** Help for the command. */
+export const HELP = `Usage: streambolt latest --stream NAME --shard ID --store URL [--json]
+
+Prints the newest snapshot of a shard; exits with status 1 when there is none.
+
+Options:
+  --stream NAME               the Kinesis stream (required)
+  --shard ID                  the shard (required)
+${STORE_HELP}
+  --json                      print an object
+  -h, --help                  this help`;
+
+/** Runs the command. */
+export async function run(args: string[]): Promise<number> {
+  const { values } = parse("latest", args, {
+    ...STORE_OPTIONS,
+    stream: { type: "string" },
+    shard: { type: "string" },
+  });
+  if (values.help) {
+    out(HELP);
+    return 0;
+  }
+  const stream = assertName("stream", required(values, "stream", "latest"));
+  const shard = assertName("shard", required(values, "shard", "latest"));
+  const store = await openCliStore(values, "latest");
+  const latest = newest(await listShardSnapshots(store, stream, shard, ""));
+  if (!latest) {
+    throw new Error(
+      `Cannot find a snapshot as the shard has none in ${store.url}: current value is "${stream}/${shard}"`,
+    );
+  }
+  if (values.json) outJson(snapshotJson(latest));
+  else {
+    outTable(["SHARD", "SEQUENCE", "FINAL", "SIZE", "KEY"], [[
+      latest.shardId,
+      latest.sequenceNumber,
+      latest.final ? "yes" : "no",
+      formatBytes(latest.size),
+      latest.key,
+    ]]);
+  }
+  return 0;
+}

@@ -1,0 +1,55 @@
+/**
+ * `streambolt list`: the snapshots of a stream or one shard.
+ *
+ * @module
+ */
+import { listShardSnapshots } from "../_snapshot_io.ts";
+import { assertName } from "../snapshot.ts";
+import { formatBytes, out, outJson, outTable, parse, required } from "./_common.ts";
+import { openCliStore, snapshotJson, STORE_HELP, STORE_OPTIONS } from "./_store.ts";
+
+/** Help for the command. */
+export const HELP = `Usage: streambolt list --stream NAME --store URL [--shard ID] [--json]
+
+Lists snapshots, oldest first per shard.
+
+Options:
+  --stream NAME               the Kinesis stream (required)
+  --shard ID                  only this shard
+${STORE_HELP}
+  --json                      print an array of objects
+  -h, --help                  this help`;
+
+/** Runs the command. */
+export async function run(args: string[]): Promise<number> {
+  const { values } = parse("list", args, {
+    ...STORE_OPTIONS,
+    stream: { type: "string" },
+    shard: { type: "string" },
+  });
+  if (values.help) {
+    out(HELP);
+    return 0;
+  }
+  const stream = assertName("stream", required(values, "stream", "list"));
+  const shard = values.shard === undefined
+    ? undefined
+    : assertName("shard", values.shard as string);
+  const store = await openCliStore(values, "list");
+  const snapshots = await listShardSnapshots(store, stream, shard, "");
+  if (values.json) outJson(snapshots.map(snapshotJson));
+  else {
+    outTable(
+      ["SHARD", "SEQUENCE", "FINAL", "SIZE", "MODIFIED", "KEY"],
+      snapshots.map((s) => [
+        s.shardId,
+        s.sequenceNumber,
+        s.final ? "yes" : "no",
+        formatBytes(s.size),
+        s.lastModified?.toISOString() ?? "-",
+        s.key,
+      ]),
+    );
+  }
+  return 0;
+}

@@ -1,0 +1,52 @@
+/**
+ * Runs the CLI the way users do: `deno run` with exactly the permission flags of the `cli`
+ * task in deno.json (the flags `deno task compile` bakes into the binary), in a given
+ * working directory.
+ *
+ * @module
+ */
+import { fromFileUrl } from "./paths.ts";
+import { DENO } from "./emulators.ts";
+
+const ROOT = fromFileUrl(new URL("../../", import.meta.url));
+const CONFIG = `${ROOT}deno.json`;
+
+/** The task definitions from deno.json. */
+export async function tasks(): Promise<Record<string, string>> {
+  return JSON.parse(await Deno.readTextFile(CONFIG)).tasks;
+}
+
+/** The permission flags of a task command (`deno run FLAGS cli.ts` / `deno compile FLAGS ...`). */
+export function permissionFlags(task: string): string[] {
+  return task.split(/\s+/).filter((w) => w.startsWith("--allow-") || w.startsWith("--deny-"))
+    .map((w) => w.replaceAll("$HOME", Deno.env.get("HOME") ?? ""));
+}
+
+/** The result of one CLI run. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `streambolt ARGS` in `cwd` with the CLI task's permissions. */
+export async function runCli(
+  args: string[],
+  options: { cwd: string; env?: Record<string, string> },
+): Promise<CliResult> {
+  const flags = permissionFlags((await tasks()).cli);
+  const output = await new Deno.Command(DENO, {
+    args: ["run", "--quiet", "--config", CONFIG, ...flags, `${ROOT}cli.ts`, ...args],
+    cwd: options.cwd,
+    env: { NO_COLOR: "1", ...options.env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
