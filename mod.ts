@@ -78,3 +78,8 @@ export { LOG_TABLE_SQL, logGenerator } from "./src/generators/log.ts";
 export type { AwsClient } from "./src/aws_client.ts";
 export * from "./src/store/store_url.ts";
 export * from "./src/gc.ts";
+export * from "./src/stream_snapshotter.ts";
+export type { ParentSnapshot, ShardLineage } from "./src/generator.ts";
+export { hashKeyOf, type HashKeyRange, inHashKeyRange } from "./src/kinesis/hash_key.ts";
+export { listStreamShards, type StreamShard } from "./src/kinesis/list_shards.ts";
+export { deaggregate, isAggregated } from "./src/kinesis/kpl.ts";

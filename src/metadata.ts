@@ -34,6 +34,8 @@ export interface SnapshotMetadata {
   final: boolean;
   /** For a final snapshot, the shards that continue this one. */
   childShards: ChildShard[];
+  /** The shards this one continues (after a split or merge), when it was seeded from them. */
+  parentShards: string[];
 }
 
 /**
@@ -72,13 +74,14 @@ export function readSnapshotMetadata(
     updatedAt: String(row.updated_at),
     final: Number(row.final) === 1,
     childShards: JSON.parse(String(row.child_shards ?? "[]")),
+    parentShards: JSON.parse(String(row.parent_shards ?? "[]")),
   };
 }
 
 /** Creates the metadata table and its one row in a new snapshot database. */
 export function initSnapshotMetadata(
   db: DatabaseSync,
-  init: { stream: string; shardId: string; sequenceNumber: string },
+  init: { stream: string; shardId: string; sequenceNumber: string; parentShards?: string[] },
 ): void {
   const now = new Date().toISOString();
   db.exec(`CREATE TABLE ${META_TABLE} (
@@ -91,7 +94,8 @@ export function initSnapshotMetadata(
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     final INTEGER NOT NULL DEFAULT 0,
-    child_shards TEXT NOT NULL DEFAULT '[]'
+    child_shards TEXT NOT NULL DEFAULT '[]',
+    parent_shards TEXT NOT NULL DEFAULT '[]'
   )`);
   db.prepare(
     `INSERT INTO ${META_TABLE} (id, format_version, stream, shard_id, sequence_number,

@@ -5,13 +5,15 @@
  * @module
  */
 import type { AwsClient } from "./aws_client.ts";
+import { listStreamShards } from "./kinesis/list_shards.ts";
 import { DatabaseSync } from "node:sqlite";
 import { dirname, join, resolve } from "node:path";
 import { encodeFile } from "./_codec.ts";
 import { fetchSnapshot, listShardSnapshots, newest } from "./_snapshot_io.ts";
 import { withWorkDir } from "./_work_dir.ts";
 import { InvalidArgumentError, SnapshotGeneratorError, SnapshotIntegrityError } from "./errors.ts";
-import type { SnapshotGenerator } from "./generator.ts";
+import type { ParentSnapshot, SnapshotGenerator } from "./generator.ts";
+import type { HashKeyRange } from "./kinesis/hash_key.ts";
 import type { RetryOptions } from "./kinesis/_retry.ts";
 import { type ChildShard, readShard, type ShardRecord } from "./kinesis/shard_reader.ts";
 import { type Logger, silentLogger } from "./logger.ts";
@@ -79,6 +81,11 @@ export interface ShardSnapshotterOptions {
   logger?: Logger;
   /** Called after each batch and phase. */
   onProgress?: (progress: SnapshotProgress) => void;
+  /** For a child shard's first snapshot: its parents' final snapshots, handed to the
+   * generator's `onParents` to seed it. Ignored once the shard has a snapshot. */
+  parents?: Snapshot[];
+  /** The shard's hash key range (looked up when needed and not given). */
+  hashKeyRange?: HashKeyRange;
   /** Aborts the run; nothing is published. */
   signal?: AbortSignal;
 }
@@ -216,14 +223,19 @@ export class ShardSnapshotter {
       if (!meta) {
         // Must precede the first table: lets `compact` free pages without VACUUM.
         db.exec("PRAGMA auto_vacuum = INCREMENTAL");
-        const start = assertSequenceNumber(
-          String(await o.generator.bootstrap?.(db) ?? BOOTSTRAP_SEQUENCE),
-        );
-        initSnapshotMetadata(db, {
-          stream: o.stream,
-          shardId: o.shardId,
-          sequenceNumber: start,
-        });
+        const parents = o.parents ?? [];
+        if (parents.length > 0 && o.generator.onParents) {
+          await this.#seedFromParents(db, workDir, parents);
+        } else {
+          const start = assertSequenceNumber(
+            String(await o.generator.bootstrap?.(db) ?? BOOTSTRAP_SEQUENCE),
+          );
+          initSnapshotMetadata(db, {
+            stream: o.stream,
+            shardId: o.shardId,
+            sequenceNumber: start,
+          });
+        }
         meta = readSnapshotMetadata(db)!;
       }
       if (meta.formatVersion > FORMAT_VERSION) {
@@ -247,6 +259,7 @@ export class ShardSnapshotter {
       log.info("catching up", { ...fields, after: sequenceNumber });
       for await (
         const page of readShard(o.kinesis, {
+          hashKeyRange: o.hashKeyRange,
           stream: o.stream,
           shardId: o.shardId,
           after: sequenceNumber,
@@ -390,6 +403,40 @@ export class ShardSnapshotter {
     }
   }
 
+  async #seedFromParents(db: DatabaseSync, workDir: string, parents: Snapshot[]): Promise<void> {
+    const o = this.#options;
+    const opened: ParentSnapshot[] = [];
+    try {
+      for (const parent of parents) {
+        const file = join(workDir, `parent-${parent.shardId}.sqlite`);
+        this.#logger.info("downloading parent's final snapshot", {
+          shard: o.shardId,
+          parent: parent.shardId,
+          key: parent.key,
+        });
+        const metadata = await fetchSnapshot(o.store, parent, file, o.signal);
+        opened.push({
+          shardId: parent.shardId,
+          db: new DatabaseSync(file, { readOnly: true }),
+          metadata,
+        });
+      }
+      const hashKeyRange = o.hashKeyRange ??
+        await lookUpHashKeyRange(o.kinesis, o.stream, o.shardId);
+      await this.#inTransaction(db, async () => {
+        initSnapshotMetadata(db, {
+          stream: o.stream,
+          shardId: o.shardId,
+          sequenceNumber: BOOTSTRAP_SEQUENCE,
+          parentShards: parents.map((p) => p.shardId),
+        });
+        await o.generator.onParents!(db, { shardId: o.shardId, hashKeyRange, parents: opened });
+      });
+    } finally {
+      for (const p of opened) p.db.close();
+    }
+  }
+
   async #inTransaction(
     db: DatabaseSync,
     work: () => Promise<void>,
@@ -426,4 +473,18 @@ function trackRecords(records: ShardRecord[]): {
     enumerable: false,
   });
   return { records: tracked, current: () => current };
+}
+
+async function lookUpHashKeyRange(
+  client: AwsClient,
+  stream: string,
+  shardId: string,
+): Promise<HashKeyRange> {
+  const shard = (await listStreamShards(client, stream)).find((s) => s.shardId === shardId);
+  if (!shard) {
+    throw new InvalidArgumentError(
+      `Cannot seed shard from its parents as the stream has no such shard: current value is "${shardId}"`,
+    );
+  }
+  return shard.hashKeyRange;
 }

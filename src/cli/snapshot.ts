@@ -3,18 +3,24 @@
  *
  * @module
  */
-import { ListShardsCommand, type ListShardsCommandOutput } from "@aws-sdk/client-kinesis";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { SnapshotGenerator } from "../generator.ts";
 import { kvGenerator } from "../generators/kv.ts";
 import { logGenerator } from "../generators/log.ts";
-import { ShardSnapshotter, type SnapshotProgress } from "../snapshotter.ts";
+import type { SnapshotProgress } from "../snapshotter.ts";
+import { StreamSnapshotError, StreamSnapshotter, type WorkerShare } from "../stream_snapshotter.ts";
 import { assertName } from "../snapshot.ts";
 import { out, outJson, outTable, parse, required, UsageError, wholeNumber } from "./_common.ts";
 import { makeKinesisClient } from "./_aws.ts";
 import { cliLogger } from "./_log.ts";
-import { openCliStore, snapshotJson, STORE_HELP, STORE_OPTIONS } from "./_store.ts";
+import {
+  openCliStore,
+  type SnapshotJson,
+  snapshotJson,
+  STORE_HELP,
+  STORE_OPTIONS,
+} from "./_store.ts";
 
 /** Help for the command. */
 export const HELP = `Usage: streambolt snapshot --stream NAME --store URL [options]
@@ -33,6 +39,9 @@ ${STORE_HELP}
   --no-compact                skip handing free pages back before upload
   --encoding zstd|none        how snapshots are stored (default: zstd)
   --local-dir DIR             working directory (default: .streambolt-local)
+  --concurrency N             shards snapshotted at once (default: 4)
+  --worker I/N                take only worker I's stable share of N (0 <= I < N); auto/N
+                              reads I from JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX
   --json                      print the snapshots as JSON
   -q, --quiet                 no progress or info logs
   -v, --verbose               debug logs
@@ -65,33 +74,28 @@ export async function loadGenerator(spec: string): Promise<SnapshotGenerator> {
   return generator as SnapshotGenerator;
 }
 
-/** Every shard of a stream, open and closed, parents before children. */
-export async function listShards(
-  kinesis: ReturnType<typeof makeKinesisClient>,
-  stream: string,
-): Promise<string[]> {
-  const shards: string[] = [];
-  let token: string | undefined;
-  do {
-    let page: ListShardsCommandOutput;
-    try {
-      page = await kinesis.send(
-        new ListShardsCommand(token ? { NextToken: token } : { StreamName: stream }),
-      );
-    } catch (error) {
-      if ((error as Error).name === "ResourceNotFoundException") {
-        throw new UsageError(
-          `Cannot list shards as the stream does not exist: current value is ${
-            JSON.stringify(stream)
-          }`,
-        );
-      }
-      throw error;
+/** Parses `--worker I/N` or `auto/N` (the index from JOB_COMPLETION_INDEX or
+ * AWS_BATCH_JOB_ARRAY_INDEX, as Kubernetes Indexed Jobs and AWS Batch array jobs set). */
+export function parseWorker(spec: string): WorkerShare {
+  const match = /^(auto|\d+)\/(\d+)$/.exec(spec);
+  const bad = (why: string) =>
+    new UsageError(`Cannot use --worker as ${why}: current value is ${JSON.stringify(spec)}`);
+  if (!match) throw bad("it must be I/N or auto/N");
+  const count = Number(match[2]);
+  let indexText = match[1];
+  if (indexText === "auto") {
+    const fromEnv = Deno.env.get("JOB_COMPLETION_INDEX") ??
+      Deno.env.get("AWS_BATCH_JOB_ARRAY_INDEX");
+    if (fromEnv === undefined) {
+      throw bad("auto needs JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX to be set");
     }
-    for (const shard of page.Shards ?? []) shards.push(shard.ShardId!);
-    token = page.NextToken;
-  } while (token);
-  return shards;
+    indexText = fromEnv;
+  }
+  const index = Number(indexText);
+  if (!/^\d+$/.test(indexText) || count < 1 || index >= count) {
+    throw bad(`the index must be a whole number below the count (index ${indexText})`);
+  }
+  return { index, count };
 }
 
 /** Runs the command. */
@@ -105,6 +109,8 @@ export async function run(args: string[]): Promise<number> {
     "no-compact": { type: "boolean" },
     encoding: { type: "string" },
     "local-dir": { type: "string" },
+    concurrency: { type: "string" },
+    worker: { type: "string" },
   });
   if (values.help) {
     out(HELP);
@@ -126,64 +132,74 @@ export async function run(args: string[]): Promise<number> {
   const store = await openCliStore(values, "snapshot");
   const generator = await loadGenerator((values.generator as string | undefined) ?? "kv");
   const logger = cliLogger({ quiet: values.quiet as boolean, verbose: values.verbose as boolean });
+  const concurrency = wholeNumber("concurrency", values.concurrency as string | undefined, 1);
+  const worker = values.worker === undefined ? undefined : parseWorker(values.worker as string);
   const kinesis = makeKinesisClient();
   try {
-    const all = await listShards(kinesis, stream);
-    for (const shard of requested) {
-      if (!all.includes(shard)) {
-        throw new UsageError(
-          `Cannot snapshot shard as the stream has no such shard: current value is ${
-            JSON.stringify(shard)
-          }`,
-        );
-      }
+    const progress = new Map<string, SnapshotProgress>();
+    const snapshotter = new StreamSnapshotter({
+      kinesis,
+      store,
+      stream,
+      shardIds: requested.length > 0 ? requested : undefined,
+      localPath: (values["local-dir"] as string | undefined) ?? ".streambolt-local",
+      generator,
+      doneLagMs,
+      compact: !values["no-compact"],
+      encoding,
+      logger,
+      concurrency,
+      worker,
+      onProgress: (p) => {
+        progress.set(p.shardId, p);
+        logger.progress(p);
+      },
+    });
+    let failure: unknown;
+    try {
+      await snapshotter.snapshotStream();
+    } catch (error) {
+      if (!(error instanceof StreamSnapshotError)) throw error;
+      failure = error;
     }
-    const shards = requested.length > 0 ? requested : all;
-    const results = [];
-    for (const shardId of shards) {
-      let last: SnapshotProgress | undefined;
-      const snapshot = await new ShardSnapshotter({
-        kinesis,
-        store,
-        stream,
-        shardId,
-        localPath: (values["local-dir"] as string | undefined) ?? ".streambolt-local",
-        generator,
-        doneLagMs,
-        compact: !values["no-compact"],
-        encoding,
-        logger,
-        onProgress: (p) => {
-          last = p;
-          logger.progress(p);
-        },
-      }).snapshotShard();
-      logger.endProgress();
-      results.push({
-        ...snapshotJson(snapshot),
-        published: last?.phase === "done",
-        recordsApplied: last?.recordsApplied ?? 0,
+    logger.endProgress();
+    const results = snapshotter.outcomes
+      .filter((o) => o.status !== "other-worker")
+      .map((o) => {
+        const last = progress.get(o.shardId);
+        return {
+          ...(o.snapshot ? snapshotJson(o.snapshot) : { shardId: o.shardId }),
+          status: o.status,
+          published: last?.phase === "done",
+          recordsApplied: last?.recordsApplied ?? 0,
+          error: o.error === undefined ? undefined : (o.error as Error).message ?? String(o.error),
+        };
       });
-      logger.info(last?.phase === "done" ? "published snapshot" : "snapshot unchanged", {
-        shard: shardId,
-        key: snapshot.key,
-        records: last?.recordsApplied ?? 0,
+    for (const r of results) {
+      logger.info(r.published ? "published snapshot" : `snapshot ${r.status}`, {
+        shard: r.shardId,
+        records: r.recordsApplied,
       });
     }
     if (values.json) outJson(results);
     else {
       outTable(
-        ["SHARD", "SEQUENCE", "FINAL", "APPLIED", "PUBLISHED", "KEY"],
-        results.map((r) => [
-          String(r.shardId),
-          String(r.sequenceNumber),
-          r.final ? "yes" : "no",
-          String(r.recordsApplied),
-          r.published ? "yes" : "no",
-          String(r.key),
-        ]),
+        ["SHARD", "STATUS", "SEQUENCE", "FINAL", "APPLIED", "PUBLISHED", "KEY"],
+        results.map((r) => {
+          const s = r as Partial<SnapshotJson> & typeof r;
+          return [
+            s.shardId,
+            s.status,
+            s.sequenceNumber ?? "-",
+            s.final ? "yes" : "no",
+            String(s.recordsApplied),
+            s.published ? "yes" : "no",
+            s.key ?? "-",
+          ];
+        }),
       );
     }
+    if (failure) throw failure;
     return 0;
   } finally {
     logger.endProgress();

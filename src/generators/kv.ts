@@ -5,18 +5,25 @@
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { SnapshotGenerator } from "../generator.ts";
+import { copyRowsInRange } from "./_lineage.ts";
 
 /** The table the `kv` generator writes. */
 export const KV_TABLE_SQL = `CREATE TABLE IF NOT EXISTS kv (
   key TEXT PRIMARY KEY,
   value BLOB NOT NULL,
   sequence_number TEXT NOT NULL,
-  arrived_at TEXT
+  arrived_at TEXT,
+  explicit_hash_key TEXT,
+  shard_id TEXT
 ) WITHOUT ROWID`;
+
+const COLUMNS = ["key", "value", "sequence_number", "arrived_at", "explicit_hash_key", "shard_id"];
 
 /**
  * A generator that keeps, per partition key, the newest record's data in
- * `kv(key, value, sequence_number, arrived_at)`.
+ * `kv(key, value, sequence_number, arrived_at, explicit_hash_key, shard_id)`. After a split or
+ * merge it seeds a child shard with its parents' keys that now route to the child, so the
+ * latest snapshots of the open shards together hold the latest value of every key.
  *
  * @returns The generator.
  *
@@ -38,6 +45,10 @@ export const KV_TABLE_SQL = `CREATE TABLE IF NOT EXISTS kv (
 export function kvGenerator(): SnapshotGenerator {
   const upserts = new WeakMap<DatabaseSync, StatementSync>();
   return {
+    onParents(db, lineage): void {
+      db.exec(KV_TABLE_SQL);
+      copyRowsInRange(db, "kv", COLUMNS, lineage, true);
+    },
     onStart(db: DatabaseSync): void {
       db.exec(KV_TABLE_SQL);
     },
@@ -45,9 +56,11 @@ export function kvGenerator(): SnapshotGenerator {
       let upsert = upserts.get(db);
       if (!upsert) {
         upsert = db.prepare(
-          `INSERT INTO kv (key, value, sequence_number, arrived_at) VALUES (?, ?, ?, ?)
+          `INSERT INTO kv (key, value, sequence_number, arrived_at, explicit_hash_key, shard_id)
+           VALUES (?, ?, ?, ?, ?, ?)
            ON CONFLICT (key) DO UPDATE SET value = excluded.value,
-             sequence_number = excluded.sequence_number, arrived_at = excluded.arrived_at`,
+             sequence_number = excluded.sequence_number, arrived_at = excluded.arrived_at,
+             explicit_hash_key = excluded.explicit_hash_key, shard_id = excluded.shard_id`,
         );
         upserts.set(db, upsert);
       }
@@ -57,6 +70,8 @@ export function kvGenerator(): SnapshotGenerator {
           r.data,
           r.sequenceNumber,
           r.approximateArrivalTimestamp?.toISOString() ?? null,
+          r.explicitHashKey ?? null,
+          batch.shardId,
         );
       }
     },

@@ -12,11 +12,14 @@ import {
   type GetRecordsCommandOutput,
   GetShardIteratorCommand,
   type KinesisClient,
+  ListShardsCommand,
 } from "@aws-sdk/client-kinesis";
 import type { AwsClient } from "../aws_client.ts";
 import { ShardReadError } from "../errors.ts";
 import { type Logger, silentLogger } from "../logger.ts";
 import { BOOTSTRAP_SEQUENCE } from "../snapshot.ts";
+import { hashKeyOf, type HashKeyRange, inHashKeyRange } from "./hash_key.ts";
+import { deaggregate, isAggregated } from "./kpl.ts";
 import { type RetryOptions, sleep, withRetries } from "./_retry.ts";
 
 /** One Kinesis record as handed to a generator. */
@@ -85,6 +88,11 @@ export interface ReadShardOptions {
   prefetch?: boolean;
   /** Retries for throttling and transient errors. */
   retry?: Partial<RetryOptions>;
+  /** Split KPL aggregated records into their user records. Defaults to true. */
+  deaggregate?: boolean;
+  /** The shard's hash key range: user records of an aggregate outside it are dropped, as the
+   * KCL does after a reshard. Looked up with ListShards when needed and not given. */
+  hashKeyRange?: HashKeyRange;
   /** Stops reading. */
   signal?: AbortSignal;
   /** Where retries and iterator renewals are reported. */
@@ -222,6 +230,33 @@ export async function* readShard(
     }
   };
 
+  let hashKeyRange = options.hashKeyRange;
+  const toRecords = async (raw: _Record[]): Promise<ShardRecord[]> => {
+    const records = raw.map(toShardRecord);
+    if (options.deaggregate === false || !records.some((r) => isAggregated(r.data))) {
+      return records;
+    }
+    hashKeyRange ??= await withRetries(
+      () => findHashKeyRange(kinesis, options.stream, options.shardId, signal),
+      retry,
+    );
+    const out: ShardRecord[] = [];
+    for (const record of records) {
+      const users = deaggregate(record);
+      if (users.length === 1 && users[0] === record) {
+        out.push(record);
+        continue;
+      }
+      for (const user of users) {
+        if (
+          !hashKeyRange ||
+          inHashKeyRange(hashKeyOf(user.partitionKey, user.explicitHashKey), hashKeyRange)
+        ) out.push(user);
+      }
+    }
+    return out;
+  };
+
   let pending: Promise<GetRecordsCommandOutput> | undefined;
   try {
     let iterator: string | undefined;
@@ -241,16 +276,17 @@ export async function* readShard(
         throw error instanceof ShardReadError ? error : describe(error);
       }
       pending = undefined;
-      const records = (out.Records ?? []).map(toShardRecord);
+      const raw = out.Records ?? [];
+      const fullPage = raw.length >= limit;
       const millisBehindLatest = out.MillisBehindLatest ?? 0;
-      const fullPage = records.length >= limit;
       const closed = !out.NextShardIterator;
       const done = closed ||
         (options.doneLagMs !== undefined && !fullPage &&
           millisBehindLatest <= options.doneLagMs);
-      if (!done && options.prefetch !== false && records.length > 0) {
+      if (!done && options.prefetch !== false && raw.length > 0) {
         pending = fetchPage(out.NextShardIterator!);
       }
+      const records = await toRecords(raw);
       yield {
         shardId: options.shardId,
         records,
@@ -263,7 +299,7 @@ export async function* readShard(
       if (!pending) {
         // An empty page while behind is a gap in the shard: move on quickly, within the
         // 5 reads/s a shard allows. An empty page at the tip: wait for new records.
-        if (records.length === 0) {
+        if (raw.length === 0) {
           await sleep(millisBehindLatest > 0 ? 200 : pollIntervalMs, signal);
         }
         pending = fetchPage(out.NextShardIterator!);
@@ -276,6 +312,30 @@ export async function* readShard(
       await pending.catch(() => {});
     }
   }
+}
+
+async function findHashKeyRange(
+  kinesis: KinesisClient,
+  stream: string,
+  shardId: string,
+  signal: AbortSignal,
+): Promise<HashKeyRange | undefined> {
+  let token: string | undefined;
+  do {
+    const page = await kinesis.send(
+      new ListShardsCommand(token ? { NextToken: token } : { StreamName: stream }),
+      { abortSignal: signal },
+    );
+    const shard = page.Shards?.find((s) => s.ShardId === shardId);
+    if (shard?.HashKeyRange) {
+      return {
+        startingHashKey: shard.HashKeyRange.StartingHashKey!,
+        endingHashKey: shard.HashKeyRange.EndingHashKey!,
+      };
+    }
+    token = page.NextToken;
+  } while (token);
+  return undefined;
 }
 
 function toShardRecord(record: _Record): ShardRecord {

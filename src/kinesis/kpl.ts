@@ -1,0 +1,104 @@
+/**
+ * Deaggregation of records written by the Kinesis Producer Library in aggregated form: the
+ * magic bytes `F3 89 9A C2`, a protobuf `AggregatedRecord`, then the MD5 of the protobuf bytes.
+ * The protobuf is decoded with protobufjs from the KPL's message definition.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import protobuf from "protobufjs/light";
+import type { ShardRecord } from "./shard_reader.ts";
+
+const MAGIC = [0xf3, 0x89, 0x9a, 0xc2];
+const MD5_LENGTH = 16;
+
+// The KPL's aggregation format (proto2), as protobufjs JSON.
+const AggregatedRecord = protobuf.Root.fromJSON({
+  nested: {
+    AggregatedRecord: {
+      fields: {
+        partition_key_table: { rule: "repeated", type: "string", id: 1 },
+        explicit_hash_key_table: { rule: "repeated", type: "string", id: 2 },
+        records: { rule: "repeated", type: "Record", id: 3 },
+      },
+    },
+    Tag: {
+      fields: {
+        key: { rule: "required", type: "string", id: 1 },
+        value: { rule: "optional", type: "string", id: 2 },
+      },
+    },
+    Record: {
+      fields: {
+        partition_key_index: { rule: "required", type: "uint64", id: 1 },
+        explicit_hash_key_index: { rule: "optional", type: "uint64", id: 2 },
+        data: { rule: "required", type: "bytes", id: 3 },
+        tags: { rule: "repeated", type: "Tag", id: 4 },
+      },
+    },
+  },
+}).lookupType("AggregatedRecord");
+
+interface DecodedRecord {
+  partition_key_index: { toNumber(): number } | number;
+  explicit_hash_key_index?: { toNumber(): number } | number;
+  data: Uint8Array;
+}
+
+const index = (value: { toNumber(): number } | number): number =>
+  typeof value === "number" ? value : value.toNumber();
+
+/**
+ * Whether a record's data starts with the KPL aggregation magic bytes.
+ *
+ * @param data A record's data.
+ * @returns True for a (claimed) aggregated record.
+ */
+export function isAggregated(data: Uint8Array): boolean {
+  return data.length > MAGIC.length + MD5_LENGTH && MAGIC.every((b, i) => data[i] === b);
+}
+
+/**
+ * Splits an aggregated record into its user records, each with the aggregate's sequence number,
+ * its own `subSequenceNumber`, partition key and explicit hash key. A record that is not
+ * aggregated, whose MD5 does not match, or whose body does not decode, is returned as it is.
+ *
+ * @param record A record read from a shard.
+ * @returns The user records, in order.
+ */
+export function deaggregate(record: ShardRecord): ShardRecord[] {
+  const data = record.data;
+  if (!isAggregated(data)) return [record];
+  const body = data.subarray(MAGIC.length, data.length - MD5_LENGTH);
+  const digest = createHash("md5").update(body).digest();
+  const trailer = data.subarray(data.length - MD5_LENGTH);
+  for (let i = 0; i < MD5_LENGTH; i++) if (digest[i] !== trailer[i]) return [record];
+  let message: {
+    partition_key_table: string[];
+    explicit_hash_key_table: string[];
+    records: DecodedRecord[];
+  };
+  try {
+    message = AggregatedRecord.decode(body) as unknown as typeof message;
+  } catch {
+    return [record];
+  }
+  const out: ShardRecord[] = [];
+  message.records.forEach((r, i) => {
+    const partitionKey = message.partition_key_table[index(r.partition_key_index)];
+    const hasExplicit = Object.hasOwn(r, "explicit_hash_key_index") &&
+      r.explicit_hash_key_index !== undefined;
+    const explicitHashKey = hasExplicit
+      ? message.explicit_hash_key_table[index(r.explicit_hash_key_index!)]
+      : undefined;
+    out.push({
+      sequenceNumber: record.sequenceNumber,
+      subSequenceNumber: i,
+      partitionKey: partitionKey ?? record.partitionKey,
+      explicitHashKey,
+      data: r.data,
+      approximateArrivalTimestamp: record.approximateArrivalTimestamp,
+    });
+  });
+  return out;
+}

@@ -1,0 +1,255 @@
+/**
+ * Whole-stream snapshots: {@linkcode StreamSnapshotter} snapshots every shard of a stream with
+ * a concurrency limit, in lineage order (a child shard never before its parents are final),
+ * optionally only a stable share of the shards when several workers split the stream.
+ *
+ * @module
+ */
+import { listShardSnapshots } from "./_snapshot_io.ts";
+import { InvalidArgumentError } from "./errors.ts";
+import { listStreamShards, type StreamShard } from "./kinesis/list_shards.ts";
+import { type Logger, silentLogger } from "./logger.ts";
+import type { Snapshot } from "./snapshot.ts";
+import { ShardSnapshotter, type ShardSnapshotterOptions } from "./snapshotter.ts";
+
+/** Which share of the shards one worker takes: shards whose id hashes to `index` mod `count`. */
+export interface WorkerShare {
+  /** This worker's index, `0 <= index < count`. */
+  index: number;
+  /** How many workers split the stream. */
+  count: number;
+}
+
+/** Options for {@linkcode StreamSnapshotter}. */
+export interface StreamSnapshotterOptions
+  extends Omit<ShardSnapshotterOptions, "shardId" | "parents" | "hashKeyRange"> {
+  /** How many shards to snapshot at once. Defaults to 4. */
+  concurrency?: number;
+  /** Take only this worker's share of the shards. */
+  worker?: WorkerShare;
+  /** Only these shards (and only if they fall in this worker's share). */
+  shardIds?: string[];
+}
+
+/** What happened to one shard in {@linkcode StreamSnapshotter.snapshotStream}. */
+export interface ShardOutcome {
+  /** The shard. */
+  shardId: string;
+  /** `done`: snapshotted (or already final); `waiting`: a parent is not final yet;
+   * `failed`: the run failed; `other-worker`: another worker's share. */
+  status: "done" | "waiting" | "failed" | "other-worker";
+  /** The shard's latest snapshot after the run, when done. */
+  snapshot?: Snapshot;
+  /** Why it failed. */
+  error?: unknown;
+}
+
+/** Thrown by {@linkcode StreamSnapshotter.snapshotStream} when some shards failed. */
+export class StreamSnapshotError extends Error {
+  /** Every shard's outcome, the successful ones included. */
+  readonly outcomes: ShardOutcome[];
+
+  /**
+   * Creates the error.
+   *
+   * @param outcomes Every shard's outcome.
+   */
+  constructor(outcomes: ShardOutcome[]) {
+    const failed = outcomes.filter((o) => o.status === "failed");
+    super(
+      `Cannot snapshot ${failed.length} of ${outcomes.length} shards: ${
+        failed.map((o) => `${o.shardId}: ${(o.error as Error)?.message ?? o.error}`).join("; ")
+      }`,
+      { cause: failed[0]?.error },
+    );
+    this.name = "StreamSnapshotError";
+    this.outcomes = outcomes;
+  }
+}
+
+/**
+ * Whether a shard is in a worker's share: FNV-1a of the shard id, modulo the worker count.
+ * Stable across runs and machines.
+ *
+ * @param shardId The shard id.
+ * @param worker The worker's share.
+ * @returns True when this worker takes the shard.
+ *
+ * @example Usage
+ * ```ts
+ * import { ownsShard } from "./stream_snapshotter.ts";
+ * const shards = ["shardId-000000000000", "shardId-000000000001"];
+ * shards.filter((s) => ownsShard(s, { index: 0, count: 2 }));
+ * ```
+ */
+export function ownsShard(shardId: string, worker: WorkerShare): boolean {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < shardId.length; i++) {
+    hash ^= shardId.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash % worker.count === worker.index;
+}
+
+/**
+ * Snapshots every shard of a stream.
+ *
+ * Closed shards whose final snapshot exists are not read again. A child shard (after a split
+ * or merge) waits until its parents' final snapshots exist, then starts from them through the
+ * generator's `onParents` hook (or empty, at its `TRIM_HORIZON`, without the hook).
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { KinesisClient } from "@aws-sdk/client-kinesis";
+ * import { FileSnapshotStore, kvGenerator, StreamSnapshotter } from "../mod.ts";
+ * const snapshots = await new StreamSnapshotter({
+ *   kinesis: new KinesisClient({}),
+ *   store: new FileSnapshotStore({ root: "./snapshots" }),
+ *   stream: "orders",
+ *   localPath: "./work",
+ *   generator: kvGenerator(),
+ *   concurrency: 4,
+ * }).snapshotStream();
+ * ```
+ */
+export class StreamSnapshotter {
+  #options: StreamSnapshotterOptions;
+  #logger: Logger;
+  #outcomes: ShardOutcome[] = [];
+
+  /**
+   * Creates a snapshotter for a whole stream.
+   *
+   * @param options As for {@linkcode ShardSnapshotter}, plus concurrency and worker share.
+   */
+  constructor(options: StreamSnapshotterOptions) {
+    const w = options.worker;
+    if (
+      w && (!Number.isInteger(w.count) || w.count < 1 || !Number.isInteger(w.index) ||
+        w.index < 0 || w.index >= w.count)
+    ) {
+      throw new InvalidArgumentError(
+        `Cannot split shards as the worker must be I/N with 0 <= I < N: current value is ${w.index}/${w.count}`,
+      );
+    }
+    const c = options.concurrency ?? 4;
+    if (!Number.isInteger(c) || c < 1) {
+      throw new InvalidArgumentError(
+        `Cannot snapshot as concurrency must be a whole number of at least 1: current value is ${c}`,
+      );
+    }
+    this.#options = options;
+    this.#logger = options.logger ?? silentLogger;
+  }
+
+  /** Every shard's outcome in the last {@linkcode snapshotStream} run. */
+  get outcomes(): ShardOutcome[] {
+    return this.#outcomes;
+  }
+
+  /**
+   * Snapshots this worker's shards of the stream, parents before children.
+   *
+   * @returns The latest snapshot of every shard handled (snapshotted, or already final).
+   * @throws {StreamSnapshotError} When some shard failed; the others are still done.
+   */
+  async snapshotStream(): Promise<Snapshot[]> {
+    const o = this.#options;
+    const log = this.#logger;
+    const shards = await listStreamShards(o.kinesis, o.stream);
+    const known = new Map(shards.map((s) => [s.shardId, s]));
+    for (const id of o.shardIds ?? []) {
+      if (!known.has(id)) {
+        throw new InvalidArgumentError(
+          `Cannot snapshot shard as the stream has no such shard: current value is ${
+            JSON.stringify(id)
+          }`,
+        );
+      }
+    }
+    // One listing of the whole stream's snapshots: the final ones tell which parents are done.
+    const stored = await listShardSnapshots(o.store, o.stream, undefined, o.localPath);
+    const finals = new Map<string, Snapshot>();
+    for (const s of stored) if (s.final) finals.set(s.shardId, s);
+
+    const outcomes = new Map<string, ShardOutcome>();
+    const wanted = shards.filter((s) => !o.shardIds || o.shardIds.includes(s.shardId));
+    const mine: StreamShard[] = [];
+    for (const s of wanted) {
+      if (o.worker && !ownsShard(s.shardId, o.worker)) {
+        outcomes.set(s.shardId, { shardId: s.shardId, status: "other-worker" });
+      } else mine.push(s);
+    }
+    const queue = [...mine];
+    const running = new Set<Promise<void>>();
+    const failedOrWaiting = new Set<string>();
+    // A parent that will not be final in this run: failed, or another worker's and not final.
+    const blocked = (parent: string): boolean =>
+      failedOrWaiting.has(parent) ||
+      (known.has(parent) && !finals.has(parent) && !mine.some((m) => m.shardId === parent));
+    const ready = (s: StreamShard): boolean =>
+      s.parentShards.every((p) => !known.has(p) || finals.has(p));
+
+    const runShard = async (shard: StreamShard): Promise<void> => {
+      try {
+        const parents = shard.parentShards.map((p) => finals.get(p)).filter((p): p is Snapshot =>
+          Boolean(p)
+        );
+        const snapshot = await new ShardSnapshotter({
+          ...o,
+          shardId: shard.shardId,
+          hashKeyRange: shard.hashKeyRange,
+          parents,
+        }).snapshotShard();
+        if (snapshot.final) finals.set(shard.shardId, snapshot);
+        outcomes.set(shard.shardId, { shardId: shard.shardId, status: "done", snapshot });
+      } catch (error) {
+        log.warn("shard failed", { shard: shard.shardId, error: (error as Error).message });
+        failedOrWaiting.add(shard.shardId);
+        outcomes.set(shard.shardId, { shardId: shard.shardId, status: "failed", error });
+      }
+    };
+
+    const concurrency = o.concurrency ?? 4;
+    while (queue.length > 0 || running.size > 0) {
+      let started = false;
+      for (let i = 0; i < queue.length && running.size < concurrency;) {
+        const shard = queue[i];
+        if (shard.parentShards.some(blocked)) {
+          // Its parents will not be final in this run: the next run takes it.
+          queue.splice(i, 1);
+          failedOrWaiting.add(shard.shardId);
+          outcomes.set(shard.shardId, { shardId: shard.shardId, status: "waiting" });
+          log.info("child shard waits for its parents' final snapshots", {
+            shard: shard.shardId,
+            parents: shard.parentShards.join(","),
+          });
+          started = true;
+          continue;
+        }
+        if (!ready(shard)) {
+          i++;
+          continue;
+        }
+        queue.splice(i, 1);
+        const task: Promise<void> = runShard(shard).finally(() => running.delete(task));
+        running.add(task);
+        started = true;
+      }
+      if (running.size > 0) await Promise.race(running);
+      else if (!started && queue.length > 0) {
+        // Parents in this run that ended open (not final): their children must wait.
+        for (const shard of queue.splice(0)) {
+          failedOrWaiting.add(shard.shardId);
+          outcomes.set(shard.shardId, { shardId: shard.shardId, status: "waiting" });
+        }
+      }
+    }
+
+    this.#outcomes = wanted.map((s) => outcomes.get(s.shardId)!);
+    if (this.#outcomes.some((x) => x.status === "failed")) {
+      throw new StreamSnapshotError(this.#outcomes);
+    }
+    return this.#outcomes.flatMap((x) => (x.snapshot ? [x.snapshot] : []));
+  }
+}
