@@ -83,3 +83,4 @@ export type { ParentSnapshot, ShardLineage } from "./src/generator.ts";
 export { hashKeyOf, type HashKeyRange, inHashKeyRange } from "./src/kinesis/hash_key.ts";
 export { listStreamShards, type StreamShard } from "./src/kinesis/list_shards.ts";
 export { deaggregate, isAggregated } from "./src/kinesis/kpl.ts";
+export * from "./src/live_replica.ts";

@@ -20,17 +20,28 @@ export async function withWorkDir<T>(
   const root = join(localPath, WORK_ROOT);
   await Deno.mkdir(root, { recursive: true });
   await removeAbandoned(root);
-  const dir = join(root, `${label}.${crypto.randomUUID()}`);
-  await Deno.mkdir(dir);
-  const lock = await Deno.open(join(dir, LOCK_FILE), {
-    write: true,
-    create: true,
-  });
+  // Lock first, under a hidden name, then rename into view: a visible working directory is
+  // always locked, so another run's sweep can never take it for an abandoned one.
+  const id = crypto.randomUUID();
+  const hidden = join(root, `.new-${id}`);
+  const dir = join(root, `${label}.${id}`);
+  // A finishing run removes the root when it is empty: create both, retrying that race.
+  for (let attempt = 1;; attempt++) {
+    try {
+      await Deno.mkdir(hidden, { recursive: true });
+      break;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound) || attempt >= 5) throw error;
+    }
+  }
+  const lock = await Deno.open(join(hidden, LOCK_FILE), { write: true, create: true });
   try {
     await lock.lock(true);
+    await Deno.rename(hidden, dir);
     return await work(dir);
   } finally {
     lock.close();
+    await Deno.remove(hidden, { recursive: true }).catch(() => {});
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     await Deno.remove(root).catch(() => {}); // only when empty: other runs may be working
   }
@@ -48,19 +59,20 @@ export async function removeAbandoned(root: string): Promise<string[]> {
   for (const entry of entries) {
     if (!entry.isDirectory) continue;
     const dir = join(root, entry.name);
-    let lock: Deno.FsFile | undefined;
-    try {
-      lock = await Deno.open(join(dir, LOCK_FILE), { write: true });
-    } catch {
-      // No lock file yet: either a run is just starting, or one died before locking.
+    if (entry.name.startsWith(".new-")) {
+      // A run is starting, or died in the instant between mkdir and rename.
       const info = await Deno.stat(dir).catch(() => undefined);
-      if (
-        info?.mtime && Date.now() - info.mtime.getTime() > UNLOCKED_GRACE_MS
-      ) {
+      if (info?.mtime && Date.now() - info.mtime.getTime() > UNLOCKED_GRACE_MS) {
         await Deno.remove(dir, { recursive: true }).catch(() => {});
         removed.push(dir);
       }
       continue;
+    }
+    let lock: Deno.FsFile;
+    try {
+      lock = await Deno.open(join(dir, LOCK_FILE), { write: true });
+    } catch {
+      continue; // its own run is removing it
     }
     try {
       if (await lock.tryLock(true)) {

@@ -9,7 +9,7 @@ import { fetchSnapshot, listShardSnapshots, newest } from "./_snapshot_io.ts";
 import { InvalidArgumentError, SnapshotIntegrityError } from "./errors.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import type { SnapshotMetadata } from "./metadata.ts";
-import { assertName, type Snapshot } from "./snapshot.ts";
+import { assertName, localSnapshotFile, type Snapshot } from "./snapshot.ts";
 import type { SnapshotStore } from "./store/snapshot_store.ts";
 
 /** Options for {@linkcode ShardSnapshotFinder}. */
@@ -111,11 +111,13 @@ export class ShardSnapshotFinder {
   }
 
   /**
-   * Downloads a snapshot to its `localFile` as plain SQLite. The stored bytes are checked
-   * against their SHA-256 before the file is renamed into place; a bad snapshot is reported
-   * with a {@linkcode SnapshotIntegrityError} and never left where it could be opened.
+   * Downloads a snapshot as plain SQLite to `<localPath>/<stream>/<shard>/<seq>.sqlite` and
+   * sets the snapshot's `localFile` to that path (for a snapshot this finder found, it already
+   * is). The stored bytes are checked against their SHA-256 before the file is renamed into
+   * place; a bad snapshot is reported with a {@linkcode SnapshotIntegrityError} and never left
+   * where it could be opened.
    *
-   * @param snapshot A snapshot found by this finder.
+   * @param snapshot A snapshot of this finder's shard.
    * @param options Aborts the download.
    * @returns The metadata recorded inside the snapshot.
    */
@@ -128,12 +130,10 @@ export class ShardSnapshotFinder {
         `Cannot download snapshot as it belongs to another shard: current value is "${snapshot.key}"`,
       );
     }
-    return await fetchSnapshot(
-      this.#store,
-      snapshot,
-      snapshot.localFile,
-      options?.signal,
-    );
+    const target = localSnapshotFile(this.localPath, snapshot);
+    const metadata = await fetchSnapshot(this.#store, snapshot, target, options?.signal);
+    snapshot.localFile = target;
+    return metadata;
   }
 
   /**

@@ -99,7 +99,7 @@ export function initSnapshotMetadata(
   )`);
   db.prepare(
     `INSERT INTO ${META_TABLE} (id, format_version, stream, shard_id, sequence_number,
-      records_applied, created_at, updated_at) VALUES (1, ?, ?, ?, ?, 0, ?, ?)`,
+      records_applied, created_at, updated_at, parent_shards) VALUES (1, ?, ?, ?, ?, 0, ?, ?, ?)`,
   ).run(
     FORMAT_VERSION,
     init.stream,
@@ -107,5 +107,6 @@ export function initSnapshotMetadata(
     init.sequenceNumber,
     now,
     now,
+    JSON.stringify(init.parentShards ?? []),
   );
 }

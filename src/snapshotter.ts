@@ -8,21 +8,17 @@ import type { AwsClient } from "./aws_client.ts";
 import { listStreamShards } from "./kinesis/list_shards.ts";
 import { DatabaseSync } from "node:sqlite";
 import { dirname, join, resolve } from "node:path";
+import { inTransaction, PageApplier } from "./_apply.ts";
 import { encodeFile } from "./_codec.ts";
 import { fetchSnapshot, listShardSnapshots, newest } from "./_snapshot_io.ts";
 import { withWorkDir } from "./_work_dir.ts";
-import { InvalidArgumentError, SnapshotGeneratorError, SnapshotIntegrityError } from "./errors.ts";
+import { InvalidArgumentError, SnapshotIntegrityError } from "./errors.ts";
 import type { ParentSnapshot, SnapshotGenerator } from "./generator.ts";
 import type { HashKeyRange } from "./kinesis/hash_key.ts";
 import type { RetryOptions } from "./kinesis/_retry.ts";
-import { type ChildShard, readShard, type ShardRecord } from "./kinesis/shard_reader.ts";
+import { type ChildShard, readShard } from "./kinesis/shard_reader.ts";
 import { type Logger, silentLogger } from "./logger.ts";
-import {
-  FORMAT_VERSION,
-  initSnapshotMetadata,
-  META_TABLE,
-  readSnapshotMetadata,
-} from "./metadata.ts";
+import { FORMAT_VERSION, initSnapshotMetadata, readSnapshotMetadata } from "./metadata.ts";
 import {
   assertName,
   assertSequenceNumber,
@@ -244,15 +240,12 @@ export class ShardSnapshotter {
           `Cannot build on snapshot as it was written by a newer format: current value is ${meta.formatVersion}`,
         );
       }
-      await this.#inTransaction(
+      await inTransaction(
         db,
         async () => await o.generator.onStart?.(db),
       );
 
-      const update = db.prepare(
-        `UPDATE ${META_TABLE} SET sequence_number = ?, records_applied = records_applied + ?,
-          updated_at = ? WHERE id = 1`,
-      );
+      const applier = new PageApplier(db, o.generator);
       let sequenceNumber = meta.sequenceNumber;
       let applied = 0;
       let childShards: ChildShard[] | undefined;
@@ -273,35 +266,12 @@ export class ShardSnapshotter {
       ) {
         if (page.records.length > 0) {
           const last = page.records[page.records.length - 1].sequenceNumber;
-          const tracked = trackRecords(page.records);
-          await this.#inTransaction(db, async () => {
-            try {
-              await o.generator.onRecords(db, {
-                ...page,
-                records: tracked.records,
-              });
-            } catch (error) {
-              const at = tracked.current() ?? page.records[0];
-              throw new SnapshotGeneratorError(
-                o.shardId,
-                at.sequenceNumber,
-                `Cannot apply records of shard "${o.shardId}" as the generator failed at sequence number ${at.sequenceNumber}: ${
-                  (error as Error)?.message ?? error
-                }`,
-                { cause: error },
-              );
-            }
-            update.run(last, page.records.length, new Date().toISOString());
-          });
+          applied += await applier.apply(page, last);
           sequenceNumber = last;
-          applied += page.records.length;
         }
         if (page.closed) {
           childShards = page.childShards;
-          db.prepare(
-            `UPDATE ${META_TABLE} SET final = 1, child_shards = ? WHERE id = 1`,
-          )
-            .run(JSON.stringify(childShards));
+          applier.markFinal(childShards);
         }
         progress({
           phase: "catch-up",
@@ -423,7 +393,7 @@ export class ShardSnapshotter {
       }
       const hashKeyRange = o.hashKeyRange ??
         await lookUpHashKeyRange(o.kinesis, o.stream, o.shardId);
-      await this.#inTransaction(db, async () => {
+      await inTransaction(db, async () => {
         initSnapshotMetadata(db, {
           stream: o.stream,
           shardId: o.shardId,
@@ -436,43 +406,6 @@ export class ShardSnapshotter {
       for (const p of opened) p.db.close();
     }
   }
-
-  async #inTransaction(
-    db: DatabaseSync,
-    work: () => Promise<void>,
-  ): Promise<void> {
-    db.exec("BEGIN IMMEDIATE");
-    try {
-      await work();
-      db.exec("COMMIT");
-    } catch (error) {
-      if (db.isTransaction) db.exec("ROLLBACK");
-      throw error;
-    }
-  }
-}
-
-/**
- * Wraps a batch's records so that the record a generator is working on when it throws can be
- * named: iterating the array (for...of, spread, entries) records the current element.
- */
-function trackRecords(records: ShardRecord[]): {
-  records: ShardRecord[];
-  current(): ShardRecord | undefined;
-} {
-  let current: ShardRecord | undefined;
-  const tracked = records.slice();
-  const values = function* (): Generator<ShardRecord> {
-    for (const record of records) {
-      current = record;
-      yield record;
-    }
-  };
-  Object.defineProperty(tracked, Symbol.iterator, {
-    value: values,
-    enumerable: false,
-  });
-  return { records: tracked, current: () => current };
 }
 
 async function lookUpHashKeyRange(

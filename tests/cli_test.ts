@@ -7,6 +7,7 @@ import {
   createBucket,
   createStream,
   kinesisClient,
+  kinesisWriter,
   s3Client,
   startKinesis,
   startS3,
@@ -69,6 +70,7 @@ Deno.test("the compile task bakes in exactly the permissions the CLI is tested w
 Deno.test("streambolt CLI end to end against the emulators", async (t) => {
   const [kinesisEmu, s3Emu] = await Promise.all([startKinesis(), startS3()]);
   const kinesis = kinesisClient(kinesisEmu.endpoint);
+  const writer = kinesisWriter(kinesisEmu.endpoint);
   const s3 = s3Client(s3Emu.endpoint);
   const cwd = await Deno.makeTempDir({ prefix: "streambolt-cli-" });
   const env = {
@@ -87,7 +89,7 @@ Deno.test("streambolt CLI end to end against the emulators", async (t) => {
     await createBucket(s3, bucket);
     const [shard0, shard1] = await shardIds(kinesis, stream);
     const firstRecords = makeRecords(400, { keys: 60, seed: 11 });
-    const first = await putRecords(kinesis, stream, firstRecords);
+    const first = await putRecords(writer, stream, firstRecords);
     let firstSnapshots: Array<Record<string, unknown>> = [];
     const allPut: PutResult[] = [...first];
 
@@ -125,7 +127,7 @@ Deno.test("streambolt CLI end to end against the emulators", async (t) => {
 
     await t.step("snapshot again after more records, then download and inspect", async () => {
       const moreRecords = makeRecords(300, { keys: 60, seed: 12 });
-      const more = await putRecords(kinesis, stream, moreRecords);
+      const more = await putRecords(writer, stream, moreRecords);
       allPut.push(...more);
       const result = JSON.parse(
         ok(await cli("snapshot", "--stream", stream, "--store", store, "--json", "-q")).stdout,
@@ -441,6 +443,7 @@ Deno.test("streambolt CLI end to end against the emulators", async (t) => {
     });
   } finally {
     kinesis.destroy();
+    writer.destroy();
     s3.destroy();
     await Promise.all([kinesisEmu.stop(), s3Emu.stop()]);
     await Deno.remove(cwd, { recursive: true });

@@ -23,6 +23,7 @@ import { countByShard, makeRecords, putRecords, seededRandom } from "./support/d
 import {
   createStream,
   kinesisClient,
+  kinesisWriter,
   s3Client,
   startKinesis,
   startS3,
@@ -59,6 +60,7 @@ function maxSequence(seqs: string[]): string {
 Deno.test("ShardSnapshotter and ShardSnapshotFinder against Kinesis and S3 emulators", async (t) => {
   const [kinesisEmu, s3Emu] = await Promise.all([startKinesis(), startS3()]);
   const kinesis = kinesisClient(kinesisEmu.endpoint);
+  const writer = kinesisWriter(kinesisEmu.endpoint);
   const s3 = s3Client(s3Emu.endpoint);
   const temp = await Deno.makeTempDir({ prefix: "streambolt-snap-" });
   const snapshotter = (
@@ -87,7 +89,7 @@ Deno.test("ShardSnapshotter and ShardSnapshotFinder against Kinesis and S3 emula
           const store = await kind.make();
           const stream = newStreamName();
           await createStream(kinesis, stream, 2);
-          const first = await putRecords(kinesis, stream, makeRecords(600, { seed: 1 }));
+          const first = await putRecords(writer, stream, makeRecords(600, { seed: 1 }));
           const localPath = join(temp, crypto.randomUUID());
           const snaps = new Map<string, Snapshot>();
           for (const shardId of await shardIds(kinesis, stream)) {
@@ -123,7 +125,7 @@ Deno.test("ShardSnapshotter and ShardSnapshotFinder against Kinesis and S3 emula
           }
 
           // More records: the next run applies exactly those.
-          const second = await putRecords(kinesis, stream, makeRecords(300, { seed: 2 }));
+          const second = await putRecords(writer, stream, makeRecords(300, { seed: 2 }));
           for (const [shardId, old] of snaps) {
             const generator = countingLog();
             const snap = await snapshotter(store, stream, shardId, localPath, { generator })
@@ -158,7 +160,7 @@ Deno.test("ShardSnapshotter and ShardSnapshotFinder against Kinesis and S3 emula
         const stream = newStreamName();
         await createStream(kinesis, stream, 1);
         const [shardId] = await shardIds(kinesis, stream);
-        await putRecords(kinesis, stream, makeRecords(50));
+        await putRecords(writer, stream, makeRecords(50));
         const junk = join(temp, "junk");
         await Deno.writeTextFile(junk, "not a snapshot");
         for (
@@ -182,10 +184,10 @@ Deno.test("ShardSnapshotter and ShardSnapshotFinder against Kinesis and S3 emula
         const stream = newStreamName();
         await createStream(kinesis, stream, 1);
         const [shardId] = await shardIds(kinesis, stream);
-        await putRecords(kinesis, stream, makeRecords(100));
+        await putRecords(writer, stream, makeRecords(100));
         const localPath = join(temp, crypto.randomUUID());
         const good = await snapshotter(store, stream, shardId, localPath).snapshotShard();
-        const more = await putRecords(kinesis, stream, makeRecords(40, { seed: 9 }));
+        const more = await putRecords(writer, stream, makeRecords(40, { seed: 9 }));
         const keysBefore = (await Array.fromAsync(store.list(""))).map((o) => o.key);
         const inner = logGenerator();
         let n = 0;
@@ -222,9 +224,9 @@ Deno.test("ShardSnapshotter and ShardSnapshotFinder against Kinesis and S3 emula
         await createStream(kinesis, stream, 1);
         const [shardId] = await shardIds(kinesis, stream);
         const localPath = join(temp, crypto.randomUUID());
-        await putRecords(kinesis, stream, makeRecords(30));
+        await putRecords(writer, stream, makeRecords(30));
         const older = await snapshotter(store, stream, shardId, localPath).snapshotShard();
-        await putRecords(kinesis, stream, makeRecords(30, { seed: 3 }));
+        await putRecords(writer, stream, makeRecords(30, { seed: 3 }));
         const newer = await snapshotter(store, stream, shardId, localPath).snapshotShard();
         // Flip one byte of the stored object, keeping its metadata.
         const raw = join(temp, crypto.randomUUID());
@@ -269,7 +271,7 @@ Deno.test("ShardSnapshotter and ShardSnapshotFinder against Kinesis and S3 emula
       await createStream(kinesis, stream, 1);
       const [shardId] = await shardIds(kinesis, stream);
       const localPath = join(temp, crypto.randomUUID());
-      await putRecords(kinesis, stream, makeRecords(20));
+      await putRecords(writer, stream, makeRecords(20));
       const real = await snapshotter(store, stream, shardId, localPath).snapshotShard();
       // 1,100 older snapshot keys; "9..." keys sort after "4959..." as strings, not as numbers.
       const junk = join(temp, "old");
@@ -283,7 +285,7 @@ Deno.test("ShardSnapshotter and ShardSnapshotFinder against Kinesis and S3 emula
       const finder = new ShardSnapshotFinder({ store, stream, shardId, localPath });
       assert.equal((await finder.findSnapshots()).length, 1_101);
       assert.equal((await finder.findLatestSnapshot())?.key, real.key);
-      await putRecords(kinesis, stream, makeRecords(20, { seed: 4 }));
+      await putRecords(writer, stream, makeRecords(20, { seed: 4 }));
       const next = await snapshotter(store, stream, shardId, localPath).snapshotShard();
       assert.equal(readLogSnapshot(next.localFile).sequenceNumbers.length, 40);
     });
@@ -293,7 +295,7 @@ Deno.test("ShardSnapshotter and ShardSnapshotFinder against Kinesis and S3 emula
       const stream = newStreamName();
       await createStream(kinesis, stream, 1);
       const [shardId] = await shardIds(kinesis, stream);
-      const put = await putRecords(kinesis, stream, makeRecords(10_250, { keys: 500 }), 6);
+      const put = await putRecords(writer, stream, makeRecords(10_250, { keys: 500 }), 2);
       const snap = await snapshotter(store, stream, shardId, join(temp, crypto.randomUUID()))
         .snapshotShard();
       const { sequenceNumbers, meta } = readLogSnapshot(snap.localFile);
@@ -308,9 +310,9 @@ Deno.test("ShardSnapshotter and ShardSnapshotFinder against Kinesis and S3 emula
       await createStream(kinesis, stream, 1);
       const [parent] = await shardIds(kinesis, stream);
       const localPath = join(temp, crypto.randomUUID());
-      await putRecords(kinesis, stream, makeRecords(200));
+      await putRecords(writer, stream, makeRecords(200));
       const open = await snapshotter(store, stream, parent, localPath).snapshotShard();
-      const more = await putRecords(kinesis, stream, makeRecords(150, { seed: 5 }));
+      const more = await putRecords(writer, stream, makeRecords(150, { seed: 5 }));
       await kinesis.send(
         new SplitShardCommand({
           StreamName: stream,
@@ -323,7 +325,7 @@ Deno.test("ShardSnapshotter and ShardSnapshotFinder against Kinesis and S3 emula
       });
       const children = (await shardIds(kinesis, stream)).filter((s) => s !== parent);
       assert.equal(children.length, 2);
-      const after = await putRecords(kinesis, stream, makeRecords(100, { seed: 6 }));
+      const after = await putRecords(writer, stream, makeRecords(100, { seed: 6 }));
       assert.ok(after.every((r) => r.shardId !== parent));
 
       const final = await snapshotter(store, stream, parent, localPath).snapshotShard();
@@ -354,7 +356,7 @@ Deno.test("ShardSnapshotter and ShardSnapshotFinder against Kinesis and S3 emula
         const stream = newStreamName();
         await createStream(kinesis, stream, 1);
         const [shardId] = await shardIds(kinesis, stream);
-        const put = await putRecords(kinesis, stream, makeRecords(3_000), 6);
+        const put = await putRecords(writer, stream, makeRecords(3_000), 2);
         const faulty = kinesisClient(kinesisEmu.endpoint);
         const random = seededRandom(42);
         const injected = new Map<string, number>();
@@ -405,6 +407,7 @@ Deno.test("ShardSnapshotter and ShardSnapshotFinder against Kinesis and S3 emula
     );
   } finally {
     kinesis.destroy();
+    writer.destroy();
     s3.destroy();
     await Promise.all([kinesisEmu.stop(), s3Emu.stop()]);
     await Deno.remove(temp, { recursive: true });

@@ -224,6 +224,24 @@ export function kinesisClient(endpoint: string): KinesisClient {
   });
 }
 
+/**
+ * A Kinesis client for writing test data: kinesis-local slows down as a shard fills up, so
+ * PutRecords gets a long timeout (a timed-out PutRecords that is retried would write twice).
+ */
+export function kinesisWriter(endpoint: string): KinesisClient {
+  return new KinesisClient({
+    endpoint,
+    region: TEST_REGION,
+    credentials: TEST_CREDENTIALS,
+    requestHandler: new NodeHttpHandler({
+      connectionTimeout: 2_000,
+      requestTimeout: 120_000,
+      throwOnRequestTimeout: true,
+    }),
+    maxAttempts: 3,
+  });
+}
+
 /** An S3 client for an emulator (path-style). */
 export function s3Client(endpoint: string): S3Client {
   return new S3Client({
