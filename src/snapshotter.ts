@@ -16,7 +16,12 @@ import { InvalidArgumentError, SnapshotIntegrityError } from "./errors.ts";
 import type { ParentSnapshot, SnapshotGenerator } from "./generator.ts";
 import type { HashKeyRange } from "./kinesis/hash_key.ts";
 import type { RetryOptions } from "./kinesis/_retry.ts";
-import { type ChildShard, readShard } from "./kinesis/shard_reader.ts";
+import {
+  type ChildShard,
+  readShard,
+  type ReadShardOptions,
+  type ShardPage,
+} from "./kinesis/shard_reader.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import { FORMAT_VERSION, initSnapshotMetadata, readSnapshotMetadata } from "./metadata.ts";
 import {
@@ -29,6 +34,12 @@ import {
   snapshotKey,
 } from "./snapshot.ts";
 import { ObjectExistsError, type SnapshotStore } from "./store/snapshot_store.ts";
+
+/** A source of pages of records, called like {@linkcode readShard}. */
+export type RecordSource = (
+  kinesis: AwsClient,
+  options: ReadShardOptions,
+) => AsyncIterable<ShardPage>;
 
 /** Progress of a snapshot run, reported after each batch and each phase. */
 export interface SnapshotProgress {
@@ -82,6 +93,9 @@ export interface ShardSnapshotterOptions {
   parents?: Snapshot[];
   /** The shard's hash key range (looked up when needed and not given). */
   hashKeyRange?: HashKeyRange;
+  /** Where pages of records come from. Defaults to {@linkcode readShard} (Kinesis); another
+   * source (a file, a test or benchmark feed) gets the same options. */
+  source?: RecordSource;
   /** Aborts the run; nothing is published. */
   signal?: AbortSignal;
 }
@@ -251,7 +265,7 @@ export class ShardSnapshotter {
       let childShards: ChildShard[] | undefined;
       log.info("catching up", { ...fields, after: sequenceNumber });
       for await (
-        const page of readShard(o.kinesis, {
+        const page of (o.source ?? readShard)(o.kinesis, {
           hashKeyRange: o.hashKeyRange,
           stream: o.stream,
           shardId: o.shardId,

@@ -34,7 +34,8 @@ export interface S3SnapshotStoreOptions {
   bucket: string;
   /** A key prefix for every snapshot, e.g. `"snapshots"`; no leading or trailing `/` needed. */
   prefix?: string;
-  /** Size of each multipart part in bytes. Defaults to 16 MiB. */
+  /** Size of each multipart part (and download range) in bytes. Defaults to 8 MiB, the AWS
+   * CLI's default; S3 allows 5 MiB to 5 GiB. */
   partSize?: number;
   /** How many parts (or download ranges) move at once. Defaults to 4. */
   concurrency?: number;
@@ -46,7 +47,7 @@ export interface S3SnapshotStoreOptions {
   expectedBucketOwner?: string;
 }
 
-const DEFAULT_PART_SIZE = 16 * 1024 * 1024;
+const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
 
 /**
  * Keeps snapshots in an S3 bucket under an optional prefix.
@@ -201,89 +202,46 @@ export class S3SnapshotStore implements SnapshotStore {
     );
     const size = head.ContentLength ?? 0;
     const metadata = head.Metadata ?? {};
-    const etag = head.ETag;
-    const handle = await Deno.open(file, {
-      write: true,
-      create: true,
-      truncate: true,
-    });
-    try {
-      const ranges: Array<[number, number]> = [];
-      for (let start = 0; start < size; start += this.#partSize) {
-        ranges.push([start, Math.min(size, start + this.#partSize) - 1]);
-      }
-      if (ranges.length <= 1) {
-        await this.#fetchRange(
-          key,
-          etag,
-          undefined,
-          handle,
-          0,
-          options?.signal,
-        );
-      } else {
-        let next = 0;
-        const worker = async () => {
-          while (next < ranges.length) {
-            const [start, end] = ranges[next++];
-            await this.#fetchRange(
-              key,
-              etag,
-              `bytes=${start}-${end}`,
-              handle,
-              start,
-              options?.signal,
-            );
+    const ranges: Array<string | undefined> = [];
+    for (let start = 0; start < size; start += this.#partSize) {
+      ranges.push(`bytes=${start}-${Math.min(size, start + this.#partSize) - 1}`);
+    }
+    if (ranges.length <= 1) ranges.splice(0, ranges.length, undefined);
+    (await Deno.open(file, { write: true, create: true, truncate: true })).close();
+    // Each worker writes through its own handle, so seeks never interleave. IfMatch pins every
+    // range to the version the HEAD saw.
+    let next = 0;
+    const worker = async () => {
+      const handle = await Deno.open(file, { write: true });
+      try {
+        while (next < ranges.length) {
+          const index = next++;
+          const response = await this.#client.send(
+            new GetObjectCommand({
+              Bucket: this.bucket,
+              Key: this.prefix + key,
+              Range: ranges[index],
+              IfMatch: head.ETag,
+              ExpectedBucketOwner: this.#options.expectedBucketOwner,
+            }),
+            { abortSignal: options?.signal },
+          );
+          if (!response.Body) continue;
+          await handle.seek(index * this.#partSize, Deno.SeekMode.Start);
+          // A Node stream (NodeHttpHandler) or a web stream (fetch): both iterate.
+          for await (const chunk of response.Body as unknown as AsyncIterable<Uint8Array>) {
+            let written = 0;
+            while (written < chunk.length) written += await handle.write(chunk.subarray(written));
           }
-        };
-        await Promise.all(
-          Array.from(
-            { length: Math.min(this.#concurrency, ranges.length) },
-            worker,
-          ),
-        );
+        }
+      } finally {
+        handle.close();
       }
-    } finally {
-      handle.close();
-    }
-    return { metadata, size };
-  }
-
-  async #fetchRange(
-    key: string,
-    etag: string | undefined,
-    range: string | undefined,
-    handle: Deno.FsFile,
-    offset: number,
-    signal: AbortSignal | undefined,
-  ): Promise<void> {
-    const response = await this.#client.send(
-      new GetObjectCommand({
-        Bucket: this.bucket,
-        Key: this.prefix + key,
-        Range: range,
-        IfMatch: etag,
-        ExpectedBucketOwner: this.#options.expectedBucketOwner,
-      }),
-      { abortSignal: signal },
+    };
+    await Promise.all(
+      Array.from({ length: Math.min(this.#concurrency, ranges.length) }, worker),
     );
-    if (!response.Body) return;
-    let position = offset;
-    // The body is a Node stream (NodeHttpHandler) or a web stream (fetch): both iterate.
-    for await (
-      const chunk of response.Body as unknown as AsyncIterable<Uint8Array>
-    ) {
-      const bytes = chunk;
-      let written = 0;
-      while (written < bytes.length) {
-        written += await writeAt(
-          handle,
-          bytes.subarray(written),
-          position + written,
-        );
-      }
-      position += bytes.length;
-    }
+    return { metadata, size };
   }
 
   /**
@@ -312,25 +270,4 @@ export class S3SnapshotStore implements SnapshotStore {
       }
     }
   }
-}
-
-async function writeAt(
-  handle: Deno.FsFile,
-  bytes: Uint8Array,
-  position: number,
-): Promise<number> {
-  // Positional writes from several ranges share one handle: seek and write must not interleave.
-  return await serialize(handle, async () => {
-    await handle.seek(position, Deno.SeekMode.Start);
-    return await handle.write(bytes);
-  });
-}
-
-const locks = new WeakMap<Deno.FsFile, Promise<unknown>>();
-
-function serialize<T>(handle: Deno.FsFile, task: () => Promise<T>): Promise<T> {
-  const previous = locks.get(handle) ?? Promise.resolve();
-  const next = previous.then(task, task);
-  locks.set(handle, next.catch(() => {}));
-  return next;
 }

@@ -16,9 +16,13 @@ export async function tasks(): Promise<Record<string, string>> {
   return JSON.parse(await Deno.readTextFile(CONFIG)).tasks;
 }
 
-/** The permission flags of a task command (`deno run FLAGS cli.ts` / `deno compile FLAGS ...`). */
+/** The runtime flags of a task command (`deno run FLAGS cli.ts` / `deno compile FLAGS ...`):
+ * permissions and V8 flags. */
 export function permissionFlags(task: string): string[] {
-  return task.split(/\s+/).filter((w) => w.startsWith("--allow-") || w.startsWith("--deny-"))
+  return task.split(/\s+/)
+    .filter((w) =>
+      w.startsWith("--allow-") || w.startsWith("--deny-") || w.startsWith("--v8-flags=")
+    )
     .map((w) => w.replaceAll("$HOME", Deno.env.get("HOME") ?? ""));
 }
 
