@@ -23,19 +23,28 @@ export async function inTransaction(db: DatabaseSync, work: () => Promise<void>)
   }
 }
 
+/** Called for each record skipped in `skip` mode. */
+export type SkipHandler = (record: ShardRecord, shardId: string, error: unknown) => void;
+
 /** Applies pages of records to one database. */
 export class PageApplier {
   #db: DatabaseSync;
   #generator: SnapshotGenerator;
   #update: StatementSync;
   #finalize: StatementSync;
+  #onSkip?: SkipHandler;
 
-  constructor(db: DatabaseSync, generator: SnapshotGenerator) {
+  /**
+   * @param onSkip When given, a record the generator throws on is skipped (and reported here)
+   * instead of failing the batch.
+   */
+  constructor(db: DatabaseSync, generator: SnapshotGenerator, onSkip?: SkipHandler) {
     this.#db = db;
     this.#generator = generator;
+    this.#onSkip = onSkip;
     this.#update = db.prepare(
       `UPDATE ${META_TABLE} SET sequence_number = ?, records_applied = records_applied + ?,
-        updated_at = ? WHERE id = 1`,
+        records_skipped = records_skipped + ?, updated_at = ? WHERE id = 1`,
     );
     this.#finalize = db.prepare(
       `UPDATE ${META_TABLE} SET final = 1, child_shards = ? WHERE id = 1`,
@@ -49,6 +58,16 @@ export class PageApplier {
    * @returns The number of records applied.
    */
   async apply(batch: RecordBatch, lastSequenceNumber: string): Promise<number> {
+    try {
+      await this.#applyWhole(batch, lastSequenceNumber);
+      return batch.records.length;
+    } catch (error) {
+      if (!this.#onSkip || !(error instanceof SnapshotGeneratorError)) throw error;
+      return await this.#applyOneByOne(batch, lastSequenceNumber);
+    }
+  }
+
+  async #applyWhole(batch: RecordBatch, lastSequenceNumber: string): Promise<void> {
     const tracked = trackRecords(batch.records);
     await inTransaction(this.#db, async () => {
       try {
@@ -64,9 +83,33 @@ export class PageApplier {
           { cause: error },
         );
       }
-      this.#update.run(lastSequenceNumber, batch.records.length, new Date().toISOString());
+      this.#update.run(lastSequenceNumber, batch.records.length, 0, new Date().toISOString());
     });
-    return batch.records.length;
+  }
+
+  /** The batch again, one record per savepoint: records that throw are rolled back and skipped. */
+  async #applyOneByOne(batch: RecordBatch, lastSequenceNumber: string): Promise<number> {
+    const db = this.#db;
+    let applied = 0;
+    const skipped: Array<[ShardRecord, unknown]> = [];
+    await inTransaction(db, async () => {
+      for (const record of batch.records) {
+        db.exec("SAVEPOINT streambolt_record");
+        try {
+          await this.#generator.onRecords(db, { ...batch, records: [record] });
+          db.exec("RELEASE streambolt_record");
+          applied++;
+        } catch (error) {
+          db.exec("ROLLBACK TO streambolt_record");
+          db.exec("RELEASE streambolt_record");
+          skipped.push([record, error]);
+        }
+      }
+      this.#update.run(lastSequenceNumber, applied, skipped.length, new Date().toISOString());
+    });
+    // Reported only once the batch is committed: these records are skipped for good.
+    for (const [record, error] of skipped) this.#onSkip!(record, batch.shardId, error);
+    return applied;
   }
 
   /** Records that the shard is closed and names its children. */

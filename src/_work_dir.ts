@@ -9,7 +9,31 @@ import { join } from "node:path";
 
 const WORK_ROOT = ".streambolt";
 const LOCK_FILE = ".lock";
-const UNLOCKED_GRACE_MS = 60_000;
+const NEW_DIR_RECHECK_MS = 100;
+
+async function isAbandonedNew(dir: string): Promise<boolean> {
+  for (let check = 0; check < 2; check++) {
+    if (check > 0) await new Promise((r) => setTimeout(r, NEW_DIR_RECHECK_MS));
+    let lock: Deno.FsFile;
+    try {
+      lock = await Deno.open(join(dir, LOCK_FILE), { write: true });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) return false;
+      try {
+        await Deno.lstat(dir);
+      } catch {
+        return false; // renamed into view, or removed
+      }
+      continue; // no lock file yet
+    }
+    try {
+      if (!await lock.tryLock(true)) return false; // its run is alive
+    } finally {
+      lock.close();
+    }
+  }
+  return true;
+}
 
 /** Runs `work` in a fresh locked working directory, removed afterwards whatever happens. */
 export async function withWorkDir<T>(
@@ -60,9 +84,9 @@ export async function removeAbandoned(root: string): Promise<string[]> {
     if (!entry.isDirectory) continue;
     const dir = join(root, entry.name);
     if (entry.name.startsWith(".new-")) {
-      // A run is starting, or died in the instant between mkdir and rename.
-      const info = await Deno.stat(dir).catch(() => undefined);
-      if (info?.mtime && Date.now() - info.mtime.getTime() > UNLOCKED_GRACE_MS) {
+      // A run locks its new directory microseconds after creating it, then renames it. One
+      // that is still unlocked (or has no lock file) 100 ms later belongs to a dead run.
+      if (await isAbandonedNew(dir)) {
         await Deno.remove(dir, { recursive: true }).catch(() => {});
         removed.push(dir);
       }

@@ -26,6 +26,8 @@ export interface SnapshotMetadata {
   sequenceNumber: string;
   /** Records applied across the snapshot's whole lineage. */
   recordsApplied: number;
+  /** Records skipped as bad (only with skipping turned on), across the lineage. */
+  recordsSkipped: number;
   /** When the lineage was started (ISO 8601). */
   createdAt: string;
   /** When records were last applied (ISO 8601). */
@@ -70,6 +72,7 @@ export function readSnapshotMetadata(
     shardId: String(row.shard_id),
     sequenceNumber: String(row.sequence_number),
     recordsApplied: Number(row.records_applied),
+    recordsSkipped: Number(row.records_skipped ?? 0),
     createdAt: String(row.created_at),
     updatedAt: String(row.updated_at),
     final: Number(row.final) === 1,
@@ -91,6 +94,7 @@ export function initSnapshotMetadata(
     shard_id TEXT NOT NULL,
     sequence_number TEXT NOT NULL,
     records_applied INTEGER NOT NULL,
+    records_skipped INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     final INTEGER NOT NULL DEFAULT 0,

@@ -93,6 +93,10 @@ export interface ShardSnapshotterOptions {
   parents?: Snapshot[];
   /** The shard's hash key range (looked up when needed and not given). */
   hashKeyRange?: HashKeyRange;
+  /** Skip records the generator throws on instead of failing the run: each is logged (shard,
+   * sequence number, partition key, error) as a warning and counted in the snapshot's
+   * `recordsSkipped`. Defaults to false. */
+  skipBadRecords?: boolean;
   /** Where pages of records come from. Defaults to {@linkcode readShard} (Kinesis); another
    * source (a file, a test or benchmark feed) gets the same options. */
   source?: RecordSource;
@@ -259,7 +263,20 @@ export class ShardSnapshotter {
         async () => await o.generator.onStart?.(db),
       );
 
-      const applier = new PageApplier(db, o.generator);
+      const applier = new PageApplier(
+        db,
+        o.generator,
+        o.skipBadRecords
+          ? (record, shardId, error) =>
+            log.warn("skipped a record the generator failed on", {
+              shard: shardId,
+              sequenceNumber: record.sequenceNumber,
+              subSequenceNumber: record.subSequenceNumber,
+              partitionKey: record.partitionKey,
+              error: (error as Error)?.message ?? String(error),
+            })
+          : undefined,
+      );
       let sequenceNumber = meta.sequenceNumber;
       let applied = 0;
       let childShards: ChildShard[] | undefined;

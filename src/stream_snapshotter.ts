@@ -204,7 +204,6 @@ export class StreamSnapshotter {
         if (snapshot.final) finals.set(shard.shardId, snapshot);
         outcomes.set(shard.shardId, { shardId: shard.shardId, status: "done", snapshot });
       } catch (error) {
-        log.warn("shard failed", { shard: shard.shardId, error: (error as Error).message });
         failedOrWaiting.add(shard.shardId);
         outcomes.set(shard.shardId, { shardId: shard.shardId, status: "failed", error });
       }

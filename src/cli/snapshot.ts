@@ -37,6 +37,8 @@ ${STORE_HELP}
                               (default: kv)
   --done-lag MS               stop once at most MS behind the shard's tip (default: 0)
   --no-compact                skip handing free pages back before upload
+  --skip-bad-records          skip (and log, one line each) records the generator fails on,
+                              instead of failing the shard
   --encoding zstd|none        how snapshots are stored (default: zstd)
   --local-dir DIR             working directory (default: .streambolt-local)
   --concurrency N             shards snapshotted at once (default: 4)
@@ -111,6 +113,7 @@ export async function run(args: string[]): Promise<number> {
     "local-dir": { type: "string" },
     concurrency: { type: "string" },
     worker: { type: "string" },
+    "skip-bad-records": { type: "boolean" },
   });
   if (values.help) {
     out(HELP);
@@ -150,6 +153,7 @@ export async function run(args: string[]): Promise<number> {
       logger,
       concurrency,
       worker,
+      skipBadRecords: Boolean(values["skip-bad-records"]),
       onProgress: (p) => {
         progress.set(p.shardId, p);
         logger.progress(p);
@@ -175,7 +179,8 @@ export async function run(args: string[]): Promise<number> {
           error: o.error === undefined ? undefined : (o.error as Error).message ?? String(o.error),
         };
       });
-    for (const r of results) {
+    // A failed shard is reported once, by the error at the end.
+    for (const r of results.filter((r) => r.status !== "failed")) {
       logger.info(r.published ? "published snapshot" : `snapshot ${r.status}`, {
         shard: r.shardId,
         records: r.recordsApplied,

@@ -1,7 +1,8 @@
 /**
  * A {@linkcode SnapshotStore} in a local directory. Writes are atomic: the bytes go to a temp
- * file beside the target, are fsynced, then linked into place (which also refuses to replace
- * an existing key). Metadata lives in a `<key>.meta.json` sidecar written before the data.
+ * file beside the target, are fsynced, then linked into place, which refuses to replace an
+ * existing key. Metadata lives in a `<key>.meta.json` sidecar, linked after the data: a key is
+ * published (listed, downloadable) once its sidecar exists.
  *
  * @module
  */
@@ -110,6 +111,8 @@ export class FileSnapshotStore implements SnapshotStore {
         entry.isFile && !entry.name.endsWith(META_SUFFIX) &&
         key.startsWith(prefix)
       ) {
+        // Published once its sidecar exists.
+        if (!await exists(join(dir, entry.name + META_SUFFIX))) continue;
         const info = await Deno.stat(join(dir, entry.name)).catch(() => undefined);
         if (info) {
           yield { key, size: info.size, lastModified: info.mtime ?? undefined };
@@ -130,35 +133,42 @@ export class FileSnapshotStore implements SnapshotStore {
     const metaFile = target + META_SUFFIX;
     const replace = options.ifNoneMatch === false;
     await Deno.mkdir(dirname(target), { recursive: true });
-    if (!replace && await exists(target)) throw new ObjectExistsError(key);
-    // The sidecar is linked first and claims the key: a racing writer fails here, before it
-    // can touch the data. A sidecar with no data beside it for a minute is a crash's leftover.
-    if (!replace) await removeOrphanSidecar(metaFile, target);
+    // 1. The data claims the key (no-replace link). Data with no sidecar is either a writer
+    //    between its two links (microseconds) or a crash's leftover: wait, then take it over.
+    const writeData = (overwrite: boolean) =>
+      writeAtomically(target, async (tmp) => {
+        await Deno.copyFile(file, tmp);
+        options.signal?.throwIfAborted();
+      }, overwrite);
+    try {
+      await writeData(replace);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+      if (!await this.#isOrphan(target, metaFile)) throw new ObjectExistsError(key);
+      await writeData(true);
+    }
+    // 2. The sidecar publishes it (no-replace link): a writer that lost a race fails here,
+    //    so data and metadata always belong together.
     try {
       await writeAtomically(metaFile, async (tmp) => {
         await Deno.writeTextFile(tmp, JSON.stringify(options.metadata));
       }, replace);
     } catch (error) {
-      if (error instanceof Deno.errors.AlreadyExists) {
-        throw new ObjectExistsError(key);
-      }
-      throw error;
-    }
-    try {
-      await writeAtomically(target, async (tmp) => {
-        await Deno.copyFile(file, tmp);
-        options.signal?.throwIfAborted();
-      }, replace);
-    } catch (error) {
-      if (!replace) await Deno.remove(metaFile).catch(() => {});
-      if (error instanceof Deno.errors.AlreadyExists) {
-        throw new ObjectExistsError(key);
-      }
+      if (error instanceof Deno.errors.AlreadyExists) throw new ObjectExistsError(key);
       throw error;
     }
     await syncDirectory(dirname(target));
     const { size } = await Deno.stat(target);
     options.onProgress?.(size);
+  }
+
+  async #isOrphan(target: string, metaFile: string): Promise<boolean> {
+    const deadline = Date.now() + ORPHAN_WAIT_MS;
+    while (Date.now() < deadline) {
+      if (await exists(metaFile)) return false;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return await exists(target) && !await exists(metaFile);
   }
 
   /**
@@ -192,7 +202,7 @@ export class FileSnapshotStore implements SnapshotStore {
   async delete(keys: string[]): Promise<void> {
     for (const key of keys) {
       const path = this.#path(key);
-      for (const p of [path, path + META_SUFFIX]) {
+      for (const p of [path + META_SUFFIX, path]) {
         await Deno.remove(p).catch((error) => {
           if (!(error instanceof Deno.errors.NotFound)) throw error;
         });
@@ -201,17 +211,7 @@ export class FileSnapshotStore implements SnapshotStore {
   }
 }
 
-const ORPHAN_AGE_MS = 60_000;
-
-async function removeOrphanSidecar(
-  metaFile: string,
-  target: string,
-): Promise<void> {
-  const info = await Deno.lstat(metaFile).catch(() => undefined);
-  if (!info?.mtime || Date.now() - info.mtime.getTime() < ORPHAN_AGE_MS) return;
-  if (await exists(target)) return;
-  await Deno.remove(metaFile).catch(() => {});
-}
+const ORPHAN_WAIT_MS = 2_000;
 
 async function syncDirectory(dir: string): Promise<void> {
   // Makes the new directory entries durable where the platform allows opening a directory.

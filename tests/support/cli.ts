@@ -54,3 +54,19 @@ export async function runCli(
     stderr: decoder.decode(output.stderr),
   };
 }
+
+/** Starts `streambolt ARGS` in `cwd` with the CLI task's flags, for tests that kill it. */
+export async function spawnCli(
+  args: string[],
+  options: { cwd: string; env?: Record<string, string> },
+): Promise<Deno.ChildProcess> {
+  const flags = permissionFlags((await tasks()).cli);
+  return new Deno.Command(DENO, {
+    args: ["run", "--quiet", "--config", CONFIG, ...flags, `${ROOT}cli.ts`, ...args],
+    cwd: options.cwd,
+    env: { NO_COLOR: "1", ...options.env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
