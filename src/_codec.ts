@@ -37,6 +37,26 @@ class Tap extends Transform {
 
 const CHUNK = 1024 * 1024;
 
+/** Streams `source` through an optional stage into `target`, hashing both ends. */
+async function transcode(
+  source: string,
+  target: string,
+  stage: NodeJS.ReadWriteStream | undefined,
+  storedIsInput: boolean,
+): Promise<CodecResult> {
+  const input = new Tap();
+  const output = new Tap();
+  await pipeline([
+    createReadStream(source, { highWaterMark: CHUNK }),
+    input,
+    ...(stage ? [stage] : []),
+    output,
+    createWriteStream(target),
+  ]);
+  const [stored, raw] = storedIsInput ? [input, output] : [output, input];
+  return { sha256: stored.hash.digest("hex"), storedSize: stored.bytes, rawSize: raw.bytes };
+}
+
 /**
  * Encodes a plain SQLite file for storage, hashing the encoded bytes.
  *
@@ -46,34 +66,21 @@ const CHUNK = 1024 * 1024;
  * @param level zstd compression level.
  * @returns The checksum and sizes.
  */
-export async function encodeFile(
+export function encodeFile(
   source: string,
   target: string,
   encoding: SnapshotEncoding,
   level = 3,
 ): Promise<CodecResult> {
-  const raw = new Tap();
-  const stored = new Tap();
-  const stages: NodeJS.ReadWriteStream[] = [raw];
-  if (encoding === "zstd") {
-    stages.push(zlib.createZstdCompress({
+  const stage = encoding === "zstd"
+    ? zlib.createZstdCompress({
       params: {
         [zlib.constants.ZSTD_c_compressionLevel]: level,
         [zlib.constants.ZSTD_c_checksumFlag]: 1,
       },
-    }));
-  }
-  stages.push(stored);
-  await pipeline([
-    createReadStream(source, { highWaterMark: CHUNK }),
-    ...stages,
-    createWriteStream(target),
-  ]);
-  return {
-    sha256: stored.hash.digest("hex"),
-    storedSize: stored.bytes,
-    rawSize: raw.bytes,
-  };
+    })
+    : undefined;
+  return transcode(source, target, stage, false);
 }
 
 /**
@@ -84,26 +91,17 @@ export async function encodeFile(
  * @param encoding How `source` is encoded.
  * @returns The checksum and sizes.
  */
-export async function decodeFile(
+export function decodeFile(
   source: string,
   target: string,
   encoding: SnapshotEncoding,
 ): Promise<CodecResult> {
-  const stored = new Tap();
-  const raw = new Tap();
-  const stages: NodeJS.ReadWriteStream[] = [stored];
-  if (encoding === "zstd") stages.push(zlib.createZstdDecompress());
-  stages.push(raw);
-  await pipeline([
-    createReadStream(source, { highWaterMark: CHUNK }),
-    ...stages,
-    createWriteStream(target),
-  ]);
-  return {
-    sha256: stored.hash.digest("hex"),
-    storedSize: stored.bytes,
-    rawSize: raw.bytes,
-  };
+  return transcode(
+    source,
+    target,
+    encoding === "zstd" ? zlib.createZstdDecompress() : undefined,
+    true,
+  );
 }
 
 /**

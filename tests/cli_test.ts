@@ -6,13 +6,12 @@ import { makeRecords, putRecords, type PutResult, type TestRecord } from "./supp
 import {
   createBucket,
   createStream,
+  emulatorEnv,
   kinesisClient,
   kinesisWriter,
   s3Client,
   startKinesis,
   startS3,
-  TEST_CREDENTIALS,
-  TEST_REGION,
 } from "./support/emulators.ts";
 import { exists } from "./support/snapshots.ts";
 
@@ -73,13 +72,7 @@ Deno.test("streambolt CLI end to end against the emulators", async (t) => {
   const writer = kinesisWriter(kinesisEmu.endpoint);
   const s3 = s3Client(s3Emu.endpoint);
   const cwd = await Deno.makeTempDir({ prefix: "streambolt-cli-" });
-  const env = {
-    AWS_ENDPOINT_URL_KINESIS: kinesisEmu.endpoint,
-    AWS_ENDPOINT_URL_S3: s3Emu.endpoint,
-    AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
-    AWS_REGION: TEST_REGION,
-  };
+  const env = emulatorEnv(kinesisEmu, s3Emu);
   const cli = (...args: string[]) => runCli(args, { cwd, env });
   const stream = "orders";
   const bucket = "cli-bucket";

@@ -26,13 +26,12 @@ import { makeRecords, putRecords, type PutResult, seededRandom } from "./support
 import {
   createBucket,
   createStream,
+  emulatorEnv,
   kinesisClient,
   kinesisWriter,
   s3Client,
   startKinesis,
   startS3,
-  TEST_CREDENTIALS,
-  TEST_REGION,
 } from "./support/emulators.ts";
 import {
   CONNECTION_RESET,
@@ -135,13 +134,7 @@ Deno.test("fault suite: the failure model holds under injected faults", async (t
   const writer = kinesisWriter(kinesisEmu.endpoint);
   const s3 = s3Client(s3Emu.endpoint);
   const temp = await Deno.makeTempDir({ prefix: "streambolt-faults-" });
-  const env = {
-    AWS_ENDPOINT_URL_KINESIS: kinesisEmu.endpoint,
-    AWS_ENDPOINT_URL_S3: s3Emu.endpoint,
-    AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
-    AWS_REGION: TEST_REGION,
-  };
+  const env = emulatorEnv(kinesisEmu, s3Emu);
   try {
     await t.step(`kill -9 at random points of ${KILL_TRIALS} CLI snapshot runs`, async () => {
       const stream = "kill";

@@ -29,11 +29,10 @@ import { runCli } from "./support/cli.ts";
 import { makeRecords, putRecords, type PutResult, type TestRecord } from "./support/data.ts";
 import {
   createStream,
+  emulatorEnv,
   kinesisClient,
   kinesisWriter,
   startKinesis,
-  TEST_CREDENTIALS,
-  TEST_REGION,
 } from "./support/emulators.ts";
 import { aggregate } from "./support/kpl.ts";
 
@@ -271,12 +270,7 @@ Deno.test("whole streams, resharding, KPL records, workers and live replicas", a
       await createStream(kinesis, stream, 6);
       await putRecords(writer, stream, makeRecords(300, { seed: 8 }));
       const cwd = await Deno.makeTempDir({ dir: temp });
-      const env = {
-        AWS_ENDPOINT_URL_KINESIS: emulator.endpoint,
-        AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
-        AWS_REGION: TEST_REGION,
-      };
+      const env = emulatorEnv(emulator);
       const results = await Promise.all([
         runCli([
           "snapshot",

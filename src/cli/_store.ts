@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { Snapshot } from "../snapshot.ts";
 import type { SnapshotStore } from "../store/snapshot_store.ts";
 import { openStore, parseStoreUrl } from "../store/store_url.ts";
 import { UsageError } from "./_common.ts";
@@ -68,18 +69,7 @@ export interface SnapshotJson {
 }
 
 /** A snapshot as the CLI prints it in JSON. */
-export function snapshotJson(
-  s: {
-    stream: string;
-    shardId: string;
-    sequenceNumber: string;
-    final: boolean;
-    key: string;
-    encoding: string;
-    size?: number;
-    lastModified?: Date;
-  },
-): SnapshotJson {
+export function snapshotJson(s: Snapshot): SnapshotJson {
   return {
     stream: s.stream,
     shardId: s.shardId,

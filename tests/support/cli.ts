@@ -33,20 +33,28 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `streambolt ARGS` in `cwd` with the CLI task's permissions. */
-export async function runCli(
+/** `streambolt ARGS` in `cwd`, run as `deno run` with the CLI task's flags. */
+async function cliCommand(
   args: string[],
   options: { cwd: string; env?: Record<string, string> },
-): Promise<CliResult> {
+): Promise<Deno.Command> {
   const flags = permissionFlags((await tasks()).cli);
-  const output = await new Deno.Command(DENO, {
+  return new Deno.Command(DENO, {
     args: ["run", "--quiet", "--config", CONFIG, ...flags, `${ROOT}cli.ts`, ...args],
     cwd: options.cwd,
     env: { NO_COLOR: "1", ...options.env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  });
+}
+
+/** Runs `streambolt ARGS` in `cwd` with the CLI task's flags. */
+export async function runCli(
+  args: string[],
+  options: { cwd: string; env?: Record<string, string> },
+): Promise<CliResult> {
+  const output = await (await cliCommand(args, options)).output();
   const decoder = new TextDecoder();
   return {
     code: output.code,
@@ -60,13 +68,5 @@ export async function spawnCli(
   args: string[],
   options: { cwd: string; env?: Record<string, string> },
 ): Promise<Deno.ChildProcess> {
-  const flags = permissionFlags((await tasks()).cli);
-  return new Deno.Command(DENO, {
-    args: ["run", "--quiet", "--config", CONFIG, ...flags, `${ROOT}cli.ts`, ...args],
-    cwd: options.cwd,
-    env: { NO_COLOR: "1", ...options.env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  return (await cliCommand(args, options)).spawn();
 }

@@ -278,3 +278,17 @@ export async function createBucket(
 ): Promise<void> {
   await s3.send(new CreateBucketCommand({ Bucket: bucket }));
 }
+
+/** The environment that points the CLI (and the SDK) at the emulators, with test credentials. */
+export function emulatorEnv(
+  kinesis?: Emulator,
+  s3?: Emulator,
+): Record<string, string> {
+  return {
+    ...(kinesis ? { AWS_ENDPOINT_URL_KINESIS: kinesis.endpoint } : {}),
+    ...(s3 ? { AWS_ENDPOINT_URL_S3: s3.endpoint } : {}),
+    AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
+    AWS_REGION: TEST_REGION,
+  };
+}
