@@ -428,9 +428,8 @@ Deno.test("fault suite: the failure model holds under injected faults", async (t
           ],
         ] as Array<[string, SnapshotStore]>
       ) {
-        for (const damage of ["flip", "truncate"]) {
-          const put = await putRecords(writer, stream, makeRecords(40, { seed: damage.length }));
-          const older = await new ShardSnapshotter({
+        const produce = () =>
+          new ShardSnapshotter({
             kinesis,
             store,
             stream,
@@ -438,17 +437,13 @@ Deno.test("fault suite: the failure model holds under injected faults", async (t
             localPath: join(cwd, "work"),
             generator: logGenerator(),
           }).snapshotShard();
+        for (const damage of ["flip", "truncate"]) {
+          const put = await putRecords(writer, stream, makeRecords(40, { seed: damage.length }));
+          const older = await produce();
           put.push(
             ...await putRecords(writer, stream, makeRecords(40, { seed: 50 + damage.length })),
           );
-          const newer = await new ShardSnapshotter({
-            kinesis,
-            store,
-            stream,
-            shardId,
-            localPath: join(cwd, "work"),
-            generator: logGenerator(),
-          }).snapshotShard();
+          const newer = await produce();
           const raw = join(cwd, "raw");
           const { metadata } = await store.download(newer.key, raw);
           const bytes = await Deno.readFile(raw);
@@ -496,14 +491,7 @@ Deno.test("fault suite: the failure model holds under injected faults", async (t
           assert.equal(JSON.parse(fallback.stdout).key, older.key);
           assert.match(fallback.stderr, /failed verification/);
           await assert.rejects(
-            new ShardSnapshotter({
-              kinesis,
-              store,
-              stream,
-              shardId,
-              localPath: join(cwd, "work"),
-              generator: logGenerator(),
-            }).snapshotShard(),
+            produce(),
             SnapshotIntegrityError,
           );
           totals.faultsInjected++;
