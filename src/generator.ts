@@ -6,7 +6,7 @@
  */
 import type { DatabaseSync } from "node:sqlite";
 import type { HashKeyRange } from "./kinesis/hash_key.ts";
-import type { RecordBatch } from "./kinesis/shard_reader.ts";
+import type { RecordBatch } from "./records.ts";
 import type { SnapshotMetadata } from "./metadata.ts";
 
 /** A parent shard's final snapshot, open read-only, handed to {@linkcode SnapshotGenerator.onParents}. */

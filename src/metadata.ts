@@ -6,7 +6,7 @@
  * @module
  */
 import type { DatabaseSync } from "node:sqlite";
-import type { ChildShard } from "./kinesis/shard_reader.ts";
+import type { ChildShard } from "./records.ts";
 
 /** The name of the metadata table inside every snapshot. */
 export const META_TABLE = "streambolt_meta";

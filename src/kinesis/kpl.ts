@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import protobuf from "protobufjs/light";
-import type { ShardRecord } from "./shard_reader.ts";
+import type { ShardRecord } from "../records.ts";
 
 const MAGIC = [0xf3, 0x89, 0x9a, 0xc2];
 const MD5_LENGTH = 16;
