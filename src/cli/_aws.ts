@@ -19,9 +19,12 @@ function handler(): NodeHttpHandler {
   });
 }
 
-/** A Kinesis client with standard retries and request timeouts. */
+/**
+ * A Kinesis client with request timeouts and no retries of its own: streambolt's retry loop
+ * (10 attempts with capped, jittered backoff) is the one retry budget of each Kinesis call.
+ */
 export function makeKinesisClient(): KinesisClient {
-  return new KinesisClient({ requestHandler: handler(), maxAttempts: 10, retryMode: "standard" });
+  return new KinesisClient({ requestHandler: handler(), maxAttempts: 1 });
 }
 
 /** Whether an endpoint URL names an IP address or localhost (no virtual-host buckets there). */
@@ -35,7 +38,10 @@ export function needsPathStyle(endpoint: string | undefined): boolean {
   }
 }
 
-/** An S3 client with standard retries, request timeouts and the right addressing style. */
+/**
+ * An S3 client with request timeouts and the right addressing style. Its standard retries (10
+ * attempts) are the one retry budget of each S3 call: streambolt adds no loop around them.
+ */
 export function makeS3Client(pathStyle?: boolean): S3Client {
   const endpoint = Deno.env.get("AWS_ENDPOINT_URL_S3") ?? Deno.env.get("AWS_ENDPOINT_URL");
   return new S3Client({

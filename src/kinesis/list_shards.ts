@@ -1,16 +1,14 @@
 /**
- * Listing every shard of a stream, open and closed, with its lineage and hash key range.
+ * Listing every shard of a stream, open and closed, with its lineage and hash key range: the one
+ * ListShards paginator, used by the stream snapshotter and the shard reader alike.
  *
  * @module
  */
-import {
-  type KinesisClient,
-  ListShardsCommand,
-  type ListShardsCommandOutput,
-} from "@aws-sdk/client-kinesis";
-import type { AwsClient } from "../aws_client.ts";
+import type { Shard } from "@aws-sdk/client-kinesis";
+import type { KinesisClientLike } from "../aws_client.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { HashKeyRange } from "./hash_key.ts";
+import { kinesisSdk } from "./_sdk.ts";
 
 /** A shard of a stream as ListShards describes it. */
 export interface StreamShard {
@@ -24,11 +22,18 @@ export interface StreamShard {
   closed: boolean;
 }
 
+/** Options for {@linkcode listStreamShards}. */
+export interface ListStreamShardsOptions {
+  /** Aborts the listing. */
+  signal?: AbortSignal;
+}
+
 /**
  * Lists every shard of a stream, following every page.
  *
  * @param client The Kinesis client (a `KinesisClient`).
  * @param stream The stream name.
+ * @param options Aborts the listing.
  * @returns The shards, in the order Kinesis lists them (parents before children).
  * @throws {InvalidArgumentError} When the stream does not exist.
  *
@@ -39,41 +44,67 @@ export interface StreamShard {
  * const shards = await listStreamShards(new KinesisClient({}), "orders");
  * ```
  */
-export async function listStreamShards(client: AwsClient, stream: string): Promise<StreamShard[]> {
-  const kinesis = client as KinesisClient;
+export async function listStreamShards(
+  client: KinesisClientLike,
+  stream: string,
+  options?: ListStreamShardsOptions,
+): Promise<StreamShard[]> {
   const shards: StreamShard[] = [];
+  for await (const shard of pageShards(client, stream, options?.signal)) shards.push(shard);
+  return shards;
+}
+
+/**
+ * Finds one shard of a stream.
+ *
+ * @returns The shard, or `undefined` when the stream has no such shard.
+ */
+export async function findShard(
+  client: KinesisClientLike,
+  stream: string,
+  shardId: string,
+  signal?: AbortSignal,
+): Promise<StreamShard | undefined> {
+  for await (const shard of pageShards(client, stream, signal)) {
+    if (shard.shardId === shardId) return shard;
+  }
+  return undefined;
+}
+
+/** Every shard of a stream, page after page (with `NextToken` alone, as ListShards demands). */
+async function* pageShards(
+  client: KinesisClientLike,
+  stream: string,
+  signal?: AbortSignal,
+): AsyncGenerator<StreamShard> {
+  const { ListShardsCommand } = await kinesisSdk();
   let token: string | undefined;
   do {
-    let page: ListShardsCommandOutput;
-    try {
-      page = await kinesis.send(
-        new ListShardsCommand(token ? { NextToken: token } : { StreamName: stream }),
+    const page = await client.send(
+      new ListShardsCommand(token ? { NextToken: token } : { StreamName: stream }),
+      { abortSignal: signal },
+    ).catch((error) => {
+      if ((error as Error).name !== "ResourceNotFoundException") throw error;
+      throw new InvalidArgumentError(
+        `Cannot list shards as the stream does not exist: current value is ${
+          JSON.stringify(stream)
+        }`,
+        { cause: error },
       );
-    } catch (error) {
-      if ((error as Error).name === "ResourceNotFoundException") {
-        throw new InvalidArgumentError(
-          `Cannot list shards as the stream does not exist: current value is ${
-            JSON.stringify(stream)
-          }`,
-          { cause: error },
-        );
-      }
-      throw error;
-    }
-    for (const s of page.Shards ?? []) {
-      shards.push({
-        shardId: s.ShardId!,
-        parentShards: [s.ParentShardId, s.AdjacentParentShardId].filter((p): p is string =>
-          Boolean(p)
-        ),
-        hashKeyRange: {
-          startingHashKey: s.HashKeyRange?.StartingHashKey ?? "0",
-          endingHashKey: s.HashKeyRange?.EndingHashKey ?? "0",
-        },
-        closed: Boolean(s.SequenceNumberRange?.EndingSequenceNumber),
-      });
-    }
+    });
+    for (const shard of page.Shards ?? []) yield toStreamShard(shard);
     token = page.NextToken;
   } while (token);
-  return shards;
+}
+
+function toStreamShard(s: Shard): StreamShard {
+  return {
+    shardId: s.ShardId!,
+    parentShards: [s.ParentShardId, s.AdjacentParentShardId].filter((p): p is string => Boolean(p)),
+    hashKeyRange: {
+      startingHashKey: s.HashKeyRange?.StartingHashKey ?? "0",
+      endingHashKey: s.HashKeyRange?.EndingHashKey ?? "0",
+    },
+    closed: Boolean(s.SequenceNumberRange?.EndingSequenceNumber),
+  };
 }

@@ -6,67 +6,21 @@
  *
  * @module
  */
-import {
-  type _Record,
-  GetRecordsCommand,
-  type GetRecordsCommandOutput,
-  GetShardIteratorCommand,
-  type KinesisClient,
-  ListShardsCommand,
+import type {
+  _Record,
+  ChildShard as SdkChildShard,
+  GetRecordsOutput,
 } from "@aws-sdk/client-kinesis";
-import type { AwsClient } from "../aws_client.ts";
+import type { KinesisClientLike } from "../aws_client.ts";
 import { ShardReadError } from "../errors.ts";
 import { type Logger, silentLogger } from "../logger.ts";
+import type { ChildShard, ShardPage, ShardRecord } from "../records.ts";
 import { BOOTSTRAP_SEQUENCE } from "../snapshot.ts";
 import { hashKeyOf, type HashKeyRange, inHashKeyRange } from "./hash_key.ts";
 import { deaggregate, isAggregated } from "./kpl.ts";
+import { findShard } from "./list_shards.ts";
+import { kinesisSdk } from "./_sdk.ts";
 import { type RetryOptions, sleep, withRetries } from "./_retry.ts";
-
-/** One Kinesis record as handed to a generator. */
-export interface ShardRecord {
-  /** The record's sequence number, decimal. */
-  sequenceNumber: string;
-  /** The partition key the producer gave. */
-  partitionKey: string;
-  /** The payload. */
-  data: Uint8Array;
-  /** When Kinesis received the record. */
-  approximateArrivalTimestamp?: Date;
-  /** For a user record taken out of a KPL aggregate: its index inside the aggregate. */
-  subSequenceNumber?: number;
-  /** For a user record taken out of a KPL aggregate: its explicit hash key, if any. */
-  explicitHashKey?: string;
-}
-
-/** One page of records from a shard, as handed to a generator. */
-export interface RecordBatch {
-  /** The shard the records come from. */
-  shardId: string;
-  /** The records, in sequence order. */
-  records: ShardRecord[];
-  /** How far behind the newest record of the shard this page ends, in ms. */
-  millisBehindLatest: number;
-}
-
-/** A child shard named by the final page of a closed shard. */
-export interface ChildShard {
-  /** The child's shard id. */
-  shardId: string;
-  /** The child's parents (one after a split, two after a merge). */
-  parentShards: string[];
-  /** The child's hash key range, decimal. */
-  hashKeyRange?: { startingHashKey: string; endingHashKey: string };
-}
-
-/** One page read from a shard. */
-export interface ShardPage extends RecordBatch {
-  /** True when the page held as many records as the request allowed: more are waiting. */
-  fullPage: boolean;
-  /** True when the shard is closed and this is its last page. */
-  closed: boolean;
-  /** On the last page of a closed shard, the shards that continue it. */
-  childShards: ChildShard[];
-}
 
 /** Options for {@linkcode readShard}. */
 export interface ReadShardOptions {
@@ -86,7 +40,11 @@ export interface ReadShardOptions {
   pollIntervalMs?: number;
   /** Fetch the next page while the caller handles the current one. Defaults to true. */
   prefetch?: boolean;
-  /** Retries for throttling and transient errors. */
+  /** The retry budget of each Kinesis call: throttling and transient errors are retried with
+   * capped, jittered backoff up to `maxAttempts` attempts in all (default 10). This is the one
+   * retry loop streambolt runs; a `KinesisClient`'s own retries (its `maxAttempts`, 3 by default)
+   * run inside each attempt, so create the client with `maxAttempts: 1` (the CLI does) for this
+   * budget to be the only one. */
   retry?: Partial<RetryOptions>;
   /** Split KPL aggregated records into their user records. Defaults to true. */
   deaggregate?: boolean;
@@ -105,6 +63,8 @@ const DEFAULT_RETRY: RetryOptions = {
   maxDelayMs: 5_000,
 };
 const MAX_ITERATOR_RENEWALS = 10;
+/** After an empty page while behind the tip (a gap in the shard), ask again this soon. */
+const GAP_POLL_MS = 200;
 
 /**
  * Reads a shard page by page.
@@ -118,7 +78,7 @@ const MAX_ITERATOR_RENEWALS = 10;
  * import { KinesisClient } from "@aws-sdk/client-kinesis";
  * import { BOOTSTRAP_SEQUENCE } from "../snapshot.ts";
  * import { readShard } from "./shard_reader.ts";
- * const pages = readShard(new KinesisClient({}), {
+ * const pages = readShard(new KinesisClient({ maxAttempts: 1 }), {
  *   stream: "orders",
  *   shardId: "shardId-000000000000",
  *   after: BOOTSTRAP_SEQUENCE,
@@ -128,214 +88,206 @@ const MAX_ITERATOR_RENEWALS = 10;
  * ```
  */
 export async function* readShard(
-  client: AwsClient,
+  client: KinesisClientLike,
   options: ReadShardOptions,
 ): AsyncGenerator<ShardPage> {
-  const kinesis = client as KinesisClient;
-  const limit = options.limit ?? 10_000;
-  const logger = options.logger ?? silentLogger;
-  const pollIntervalMs = options.pollIntervalMs ?? 1_000;
-  const inner = new AbortController();
-  const onOuterAbort = () => inner.abort(options.signal?.reason);
-  options.signal?.addEventListener("abort", onOuterAbort, { once: true });
-  const signal = inner.signal;
-  const retry: RetryOptions = {
-    ...DEFAULT_RETRY,
-    ...options.retry,
-    signal,
-    onRetry: (error, attempt, delayMs) =>
-      logger.warn("retrying Kinesis call", {
-        shard: options.shardId,
-        error: (error as Error).name,
-        attempt,
-        delayMs,
-      }),
-  };
-  // The position to resume from if an iterator expires: after the last record received.
-  let resumeAfter = options.after;
-  let renewals = 0;
-
-  const describe = (error: unknown): ShardReadError => {
-    const e = error as Error;
-    if (e.name === "ResourceNotFoundException") {
-      return new ShardReadError(
-        options.shardId,
-        `Cannot read shard as the stream or shard does not exist: current value is "${options.stream}/${options.shardId}"`,
-        { cause: error },
-      );
-    }
-    return new ShardReadError(
-      options.shardId,
-      `Cannot read shard "${options.shardId}" of stream "${options.stream}" as Kinesis failed: ${e.name}: ${e.message}`,
-      { cause: error },
-    );
-  };
-
-  const acquire = async (): Promise<string> => {
-    const position = resumeAfter === BOOTSTRAP_SEQUENCE
-      ? { ShardIteratorType: "TRIM_HORIZON" as const }
-      : {
-        ShardIteratorType: "AFTER_SEQUENCE_NUMBER" as const,
-        StartingSequenceNumber: resumeAfter,
-      };
-    const out = await withRetries(
-      () =>
-        kinesis.send(
-          new GetShardIteratorCommand({
-            StreamName: options.stream,
-            ShardId: options.shardId,
-            ...position,
-          }),
-          { abortSignal: signal },
-        ),
-      retry,
-    );
-    if (!out.ShardIterator) {
-      throw new ShardReadError(
-        options.shardId,
-        `Cannot read shard as Kinesis returned no iterator: current value is "${options.shardId}"`,
-      );
-    }
-    return out.ShardIterator;
-  };
-
-  const fetchPage = async (
-    iterator: string,
-  ): Promise<GetRecordsCommandOutput> => {
-    for (;;) {
-      try {
-        const out = await withRetries(
-          () =>
-            kinesis.send(
-              new GetRecordsCommand({ ShardIterator: iterator, Limit: limit }),
-              {
-                abortSignal: signal,
-              },
-            ),
-          retry,
-        );
-        const last = out.Records?.at(-1)?.SequenceNumber;
-        if (last) resumeAfter = last;
-        renewals = 0;
-        return out;
-      } catch (error) {
-        if ((error as Error).name !== "ExpiredIteratorException") throw error;
-        if (++renewals > MAX_ITERATOR_RENEWALS) throw error;
-        logger.warn("shard iterator expired; acquiring a new one", {
-          shard: options.shardId,
-          after: resumeAfter,
-        });
-        iterator = await acquire();
-      }
-    }
-  };
-
-  let hashKeyRange = options.hashKeyRange;
-  const toRecords = async (raw: _Record[]): Promise<ShardRecord[]> => {
-    const records = raw.map(toShardRecord);
-    if (options.deaggregate === false || !records.some((r) => isAggregated(r.data))) {
-      return records;
-    }
-    hashKeyRange ??= await withRetries(
-      () => findHashKeyRange(kinesis, options.stream, options.shardId, signal),
-      retry,
-    );
-    const out: ShardRecord[] = [];
-    for (const record of records) {
-      const users = deaggregate(record);
-      if (users.length === 1 && users[0] === record) {
-        out.push(record);
-        continue;
-      }
-      for (const user of users) {
-        if (
-          !hashKeyRange ||
-          inHashKeyRange(hashKeyOf(user.partitionKey, user.explicitHashKey), hashKeyRange)
-        ) out.push(user);
-      }
-    }
-    return out;
-  };
-
-  let pending: Promise<GetRecordsCommandOutput> | undefined;
+  const reader = new ShardReader(client, options);
   try {
-    let iterator: string | undefined;
+    yield* reader.pages();
+  } finally {
+    await reader.close();
+  }
+}
+
+/** One read of a shard: its iterator, its position, its pending prefetch. */
+class ShardReader {
+  #client: KinesisClientLike;
+  #options: ReadShardOptions;
+  #limit: number;
+  #logger: Logger;
+  #abort = new AbortController();
+  #onOuterAbort = () => this.#abort.abort(this.#options.signal?.reason);
+  #retry: RetryOptions;
+  /** The position to resume from if an iterator expires: after the last record received. */
+  #resumeAfter: string;
+  #renewals = 0;
+  #hashKeyRange?: HashKeyRange;
+  #pending?: Promise<GetRecordsOutput>;
+
+  constructor(client: KinesisClientLike, options: ReadShardOptions) {
+    this.#client = client;
+    this.#options = options;
+    this.#limit = options.limit ?? 10_000;
+    this.#logger = options.logger ?? silentLogger;
+    this.#resumeAfter = options.after;
+    this.#hashKeyRange = options.hashKeyRange;
+    options.signal?.addEventListener("abort", this.#onOuterAbort, { once: true });
+    this.#retry = {
+      ...DEFAULT_RETRY,
+      ...options.retry,
+      signal: this.#abort.signal,
+      onRetry: (error, attempt, delayMs) => {
+        this.#logger.warn("retrying Kinesis call", {
+          shard: options.shardId,
+          error: (error as Error).name,
+          attempt,
+          delayMs,
+        });
+        options.retry?.onRetry?.(error, attempt, delayMs);
+      },
+    };
+  }
+
+  async *pages(): AsyncGenerator<ShardPage> {
+    const o = this.#options;
     try {
-      iterator = await acquire();
-      pending = fetchPage(iterator);
+      this.#pending = this.#fetchPage(await this.#acquire());
     } catch (error) {
-      throw describe(error);
+      throw this.#describe(error);
     }
     for (;;) {
-      let out: GetRecordsCommandOutput;
-      try {
-        out = await pending;
-      } catch (error) {
-        pending = undefined;
-        if (signal.aborted) throw signal.reason ?? error;
-        throw error instanceof ShardReadError ? error : describe(error);
-      }
-      pending = undefined;
+      const out = await this.#takePending();
       const raw = out.Records ?? [];
-      const fullPage = raw.length >= limit;
+      const fullPage = raw.length >= this.#limit;
       const millisBehindLatest = out.MillisBehindLatest ?? 0;
       const closed = !out.NextShardIterator;
       const done = closed ||
-        (options.doneLagMs !== undefined && !fullPage &&
-          millisBehindLatest <= options.doneLagMs);
-      if (!done && options.prefetch !== false && raw.length > 0) {
-        pending = fetchPage(out.NextShardIterator!);
+        (o.doneLagMs !== undefined && !fullPage && millisBehindLatest <= o.doneLagMs);
+      if (!done && o.prefetch !== false && raw.length > 0) {
+        this.#pending = this.#fetchPage(out.NextShardIterator!);
       }
-      const records = await toRecords(raw);
       yield {
-        shardId: options.shardId,
-        records,
+        shardId: o.shardId,
+        records: await this.#toRecords(raw),
         millisBehindLatest,
         fullPage,
         closed,
         childShards: closed ? (out.ChildShards ?? []).map(toChildShard) : [],
       };
       if (done) return;
-      if (!pending) {
+      if (!this.#pending) {
         // An empty page while behind is a gap in the shard: move on quickly, within the
         // 5 reads/s a shard allows. An empty page at the tip: wait for new records.
         if (raw.length === 0) {
-          await sleep(millisBehindLatest > 0 ? 200 : pollIntervalMs, signal);
+          const wait = millisBehindLatest > 0 ? GAP_POLL_MS : o.pollIntervalMs ?? 1_000;
+          await sleep(wait, this.#abort.signal);
         }
-        pending = fetchPage(out.NextShardIterator!);
+        this.#pending = this.#fetchPage(out.NextShardIterator!);
       }
     }
-  } finally {
-    options.signal?.removeEventListener("abort", onOuterAbort);
-    if (pending) {
-      inner.abort();
-      await pending.catch(() => {});
+  }
+
+  /** Stops a prefetch in flight and lets go of the caller's signal. */
+  async close(): Promise<void> {
+    this.#options.signal?.removeEventListener("abort", this.#onOuterAbort);
+    if (this.#pending) {
+      this.#abort.abort();
+      await this.#pending.catch(() => {});
     }
   }
-}
 
-async function findHashKeyRange(
-  kinesis: KinesisClient,
-  stream: string,
-  shardId: string,
-  signal: AbortSignal,
-): Promise<HashKeyRange | undefined> {
-  let token: string | undefined;
-  do {
-    const page = await kinesis.send(
-      new ListShardsCommand(token ? { NextToken: token } : { StreamName: stream }),
-      { abortSignal: signal },
-    );
-    const shard = page.Shards?.find((s) => s.ShardId === shardId);
-    if (shard?.HashKeyRange) {
-      return {
-        startingHashKey: shard.HashKeyRange.StartingHashKey!,
-        endingHashKey: shard.HashKeyRange.EndingHashKey!,
-      };
+  async #takePending(): Promise<GetRecordsOutput> {
+    try {
+      return await this.#pending!;
+    } catch (error) {
+      if (this.#abort.signal.aborted) throw this.#abort.signal.reason ?? error;
+      throw error instanceof ShardReadError ? error : this.#describe(error);
+    } finally {
+      this.#pending = undefined;
     }
-    token = page.NextToken;
-  } while (token);
-  return undefined;
+  }
+
+  async #acquire(): Promise<string> {
+    const o = this.#options;
+    const { GetShardIteratorCommand } = await kinesisSdk();
+    const position = this.#resumeAfter === BOOTSTRAP_SEQUENCE
+      ? { ShardIteratorType: "TRIM_HORIZON" as const }
+      : {
+        ShardIteratorType: "AFTER_SEQUENCE_NUMBER" as const,
+        StartingSequenceNumber: this.#resumeAfter,
+      };
+    const out = await withRetries(
+      () =>
+        this.#client.send(
+          new GetShardIteratorCommand({ StreamName: o.stream, ShardId: o.shardId, ...position }),
+          { abortSignal: this.#abort.signal },
+        ),
+      this.#retry,
+    );
+    if (!out.ShardIterator) {
+      throw new ShardReadError(
+        o.shardId,
+        `Cannot read shard as Kinesis returned no iterator: current value is "${o.shardId}"`,
+      );
+    }
+    return out.ShardIterator;
+  }
+
+  async #fetchPage(iterator: string): Promise<GetRecordsOutput> {
+    const { GetRecordsCommand } = await kinesisSdk();
+    for (;;) {
+      try {
+        const out = await withRetries(
+          () =>
+            this.#client.send(
+              new GetRecordsCommand({ ShardIterator: iterator, Limit: this.#limit }),
+              { abortSignal: this.#abort.signal },
+            ),
+          this.#retry,
+        );
+        const last = out.Records?.at(-1)?.SequenceNumber;
+        if (last) this.#resumeAfter = last;
+        this.#renewals = 0;
+        return out;
+      } catch (error) {
+        if ((error as Error).name !== "ExpiredIteratorException") throw error;
+        if (++this.#renewals > MAX_ITERATOR_RENEWALS) throw error;
+        this.#logger.warn("shard iterator expired; acquiring a new one", {
+          shard: this.#options.shardId,
+          after: this.#resumeAfter,
+        });
+        iterator = await this.#acquire();
+      }
+    }
+  }
+
+  /** The page's records, KPL aggregates split into user records of this shard's range. */
+  async #toRecords(raw: _Record[]): Promise<ShardRecord[]> {
+    const records = raw.map(toShardRecord);
+    if (this.#options.deaggregate === false || !records.some((r) => isAggregated(r.data))) {
+      return records;
+    }
+    const o = this.#options;
+    this.#hashKeyRange ??= (await withRetries(
+      () => findShard(this.#client, o.stream, o.shardId, this.#abort.signal),
+      this.#retry,
+    ))?.hashKeyRange;
+    const range = this.#hashKeyRange;
+    return records.flatMap((record) => {
+      const users = deaggregate(record);
+      if (users.length === 1 && users[0] === record) return users;
+      return users.filter((user) =>
+        !range || inHashKeyRange(hashKeyOf(user.partitionKey, user.explicitHashKey), range)
+      );
+    });
+  }
+
+  #describe(error: unknown): ShardReadError {
+    const e = error as Error;
+    const { stream, shardId } = this.#options;
+    if (e.name === "ResourceNotFoundException") {
+      return new ShardReadError(
+        shardId,
+        `Cannot read shard as the stream or shard does not exist: current value is "${stream}/${shardId}"`,
+        { cause: error },
+      );
+    }
+    return new ShardReadError(
+      shardId,
+      `Cannot read shard "${shardId}" of stream "${stream}" as Kinesis failed: ${e.name}: ${e.message}`,
+      { cause: error },
+    );
+  }
 }
 
 function toShardRecord(record: _Record): ShardRecord {
@@ -347,13 +299,7 @@ function toShardRecord(record: _Record): ShardRecord {
   };
 }
 
-function toChildShard(
-  child: {
-    ShardId?: string;
-    ParentShards?: string[];
-    HashKeyRange?: { StartingHashKey?: string; EndingHashKey?: string };
-  },
-): ChildShard {
+function toChildShard(child: SdkChildShard): ChildShard {
   return {
     shardId: child.ShardId ?? "",
     parentShards: child.ParentShards ?? [],
