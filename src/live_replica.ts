@@ -7,23 +7,23 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
-import { join, resolve } from "node:path";
-import { inTransaction, PageApplier } from "./_apply.ts";
-import type { AwsClient } from "./aws_client.ts";
+import { dirname, join, resolve } from "node:path";
+import type { KinesisClientLike } from "./aws_client.ts";
 import { InvalidArgumentError, SnapshotGeneratorError } from "./errors.ts";
 import { ShardSnapshotFinder } from "./finder.ts";
 import type { SnapshotGenerator } from "./generator.ts";
 import type { RetryOptions } from "./kinesis/_retry.ts";
-import { type ChildShard, readShard } from "./kinesis/shard_reader.ts";
+import { readShard } from "./kinesis/shard_reader.ts";
 import { type Logger, silentLogger } from "./logger.ts";
-import { initSnapshotMetadata, readSnapshotMetadata } from "./metadata.ts";
+import type { ChildShard } from "./records.ts";
 import { assertName, assertSequenceNumber, BOOTSTRAP_SEQUENCE, type Snapshot } from "./snapshot.ts";
+import { SnapshotDb } from "./snapshot_db.ts";
 import type { SnapshotStore } from "./store/snapshot_store.ts";
 
 /** Options for {@linkcode LiveReplica}. */
 export interface LiveReplicaOptions {
   /** The Kinesis client (a `KinesisClient`). */
-  kinesis: AwsClient;
+  kinesis: KinesisClientLike;
   /** Where to find the snapshot to start from; without it the replica starts empty. */
   store?: SnapshotStore;
   /** The stream name. */
@@ -58,6 +58,22 @@ export interface AppliedDetail {
   millisBehindLatest: number;
 }
 
+/** The events a {@linkcode LiveReplica} dispatches, by type. */
+export interface LiveReplicaEventMap {
+  /** After each batch applied. */
+  applied: CustomEvent<AppliedDetail>;
+  /** The shard was resharded and every record of it is applied; detail: the child shards. */
+  closed: CustomEvent<ChildShard[]>;
+  /** The replica stopped on an error; detail: the error. */
+  error: CustomEvent<unknown>;
+}
+
+/** Options for {@linkcode LiveReplica.start}. */
+export interface StartReplicaOptions {
+  /** Aborts the start (the download of the snapshot). */
+  signal?: AbortSignal;
+}
+
 /** The Kinesis iterator position that continues after a snapshot. */
 export type StartingPosition =
   | { ShardIteratorType: "TRIM_HORIZON" }
@@ -88,32 +104,34 @@ export function startingPosition(snapshot: Pick<Snapshot, "sequenceNumber">): St
 /**
  * A shard's database, started from the latest snapshot and kept current.
  *
- * Events: `applied` (a `CustomEvent<AppliedDetail>` after each batch), `closed` (the shard
- * was resharded; detail: the child shards), `error` (detail: the error that stopped it).
+ * Events ({@linkcode LiveReplicaEventMap}): `applied` after each batch, `closed` when the shard
+ * was resharded (detail: the child shards), `error` when an error stopped it. `await using`
+ * stops it at the end of the scope.
  *
  * @example Usage
  * ```ts ignore
  * import { KinesisClient } from "@aws-sdk/client-kinesis";
  * import { FileSnapshotStore, kvGenerator, LiveReplica } from "../mod.ts";
- * const replica = new LiveReplica({
- *   kinesis: new KinesisClient({}),
+ * await using replica = new LiveReplica({
+ *   kinesis: new KinesisClient({ maxAttempts: 1 }),
  *   store: new FileSnapshotStore({ root: "./snapshots" }),
  *   stream: "orders",
  *   shardId: "shardId-000000000000",
  *   localPath: "./replica",
  *   generator: kvGenerator(),
  * });
+ * replica.addEventListener("applied", (e) => console.log(e.detail.sequenceNumber));
  * await replica.start();
  * const n = await replica.query((db) => db.prepare("SELECT count(*) AS n FROM kv").get());
- * await replica.stop();
  * ```
  */
 export class LiveReplica extends EventTarget {
   #options: LiveReplicaOptions;
   #logger: Logger;
   #state: ReplicaState = "new";
-  #writer?: DatabaseSync;
-  #reader?: DatabaseSync;
+  #db?: SnapshotDb;
+  /** Idle read-only connections: each query takes one (or opens one) for its transaction. */
+  #idleReaders: DatabaseSync[] = [];
   #abort = new AbortController();
   #loop?: Promise<void>;
   #lag?: number;
@@ -176,134 +194,214 @@ export class LiveReplica extends EventTarget {
   }
 
   /**
-   * Downloads the latest snapshot (falling back to an older one that verifies), or starts
-   * empty, runs `onStart`, then applies new records in the background.
+   * Listens for one of the replica's events, typed by {@linkcode LiveReplicaEventMap}.
    *
+   * @param type `applied`, `closed` or `error`.
+   * @param listener Called with the event.
+   * @param options As for `EventTarget.addEventListener`.
+   */
+  override addEventListener<K extends keyof LiveReplicaEventMap>(
+    type: K,
+    listener: (event: LiveReplicaEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /**
+   * Listens for an event by any name.
+   *
+   * @param type The event type.
+   * @param listener Called with the event.
+   * @param options As for `EventTarget.addEventListener`.
+   */
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null | ((event: never) => void),
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    super.addEventListener(type, listener as EventListenerOrEventListenerObject | null, options);
+  }
+
+  /**
+   * Stops listening, as `EventTarget.removeEventListener`.
+   *
+   * @param type The event type.
+   * @param listener The listener given to `addEventListener`.
+   * @param options As for `EventTarget.removeEventListener`.
+   */
+  override removeEventListener<K extends keyof LiveReplicaEventMap>(
+    type: K,
+    listener: (event: LiveReplicaEventMap[K]) => void,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  /**
+   * Stops listening for an event by any name.
+   *
+   * @param type The event type.
+   * @param listener The listener given to `addEventListener`.
+   * @param options As for `EventTarget.removeEventListener`.
+   */
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null | ((event: never) => void),
+    options?: boolean | EventListenerOptions,
+  ): void {
+    super.removeEventListener(type, listener as EventListenerOrEventListenerObject | null, options);
+  }
+
+  /**
+   * Downloads the latest snapshot (falling back to an older one that verifies), or starts
+   * empty, runs `onStart`, then applies new records in the background. If the start fails,
+   * whatever it opened is closed again and the replica is `failed`.
+   *
+   * @param options Aborts the start.
    * @returns The snapshot it started from, if any.
    */
-  async start(): Promise<Snapshot | undefined> {
+  async start(options?: StartReplicaOptions): Promise<Snapshot | undefined> {
     if (this.#state !== "new") {
       throw new InvalidArgumentError(
         `Cannot start a replica twice: current value is "${this.#state}"`,
       );
     }
+    try {
+      const snapshot = await this.#download(options?.signal);
+      const o = this.#options;
+      this.#db = await SnapshotDb.open(this.#file, {
+        stream: o.stream,
+        shardId: o.shardId,
+        generator: o.generator,
+        durability: "replica",
+        baseKey: snapshot?.key,
+      });
+      this.#sequenceNumber = this.#db.sequenceNumber;
+      this.#idleReaders.push(this.#openReader());
+      this.#state = this.#db.final ? "closed" : "running";
+      this.#loop = this.#db.final ? Promise.resolve() : this.#run(this.#db);
+      return snapshot;
+    } catch (error) {
+      this.#state = "failed";
+      this.#error = error;
+      this.#closeDatabases();
+      throw error;
+    }
+  }
+
+  /** A fresh replica file: the latest snapshot that verifies, or none. */
+  async #download(signal?: AbortSignal): Promise<Snapshot | undefined> {
     const o = this.#options;
-    await Deno.mkdir(join(this.#file, ".."), { recursive: true });
+    const dir = dirname(this.#file);
+    await Deno.mkdir(dir, { recursive: true });
     for (const suffix of ["", "-wal", "-shm", "-journal"]) {
       await Deno.remove(this.#file + suffix).catch(() => {});
     }
-    let snapshot: Snapshot | undefined;
-    if (o.store) {
-      const finder = new ShardSnapshotFinder({
+    if (!o.store) return undefined;
+    const download = join(dir, ".download");
+    try {
+      const snapshot = await new ShardSnapshotFinder({
         store: o.store,
         stream: o.stream,
         shardId: o.shardId,
-        localPath: join(this.#file, "..", ".download"),
+        localPath: download,
         logger: this.#logger,
-      });
-      snapshot = await finder.downloadLatestSnapshot({ fallback: true });
+      }).downloadLatestSnapshot({ fallback: true, signal });
       if (snapshot) await Deno.rename(snapshot.localFile, this.#file);
-      await Deno.remove(join(this.#file, "..", ".download"), { recursive: true }).catch(() => {});
-    }
-    const db = new DatabaseSync(this.#file);
-    this.#writer = db;
-    db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL");
-    let meta = readSnapshotMetadata(db);
-    if (!meta) {
-      db.exec("PRAGMA auto_vacuum = INCREMENTAL");
-      const start = assertSequenceNumber(
-        String(await o.generator.bootstrap?.(db) ?? BOOTSTRAP_SEQUENCE),
-      );
-      initSnapshotMetadata(db, { stream: o.stream, shardId: o.shardId, sequenceNumber: start });
-      meta = readSnapshotMetadata(db)!;
-    }
-    this.#sequenceNumber = meta.sequenceNumber;
-    await inTransaction(db, async () => await o.generator.onStart?.(db));
-    this.#reader = new DatabaseSync(this.#file, { readOnly: true });
-    if (meta.final) {
-      this.#state = "closed";
-      this.#loop = Promise.resolve();
       return snapshot;
+    } finally {
+      await Deno.remove(download, { recursive: true }).catch(() => {});
     }
-    this.#state = "running";
-    this.#loop = this.#run(db);
-    return snapshot;
   }
 
-  async #run(db: DatabaseSync): Promise<void> {
+  async #run(db: SnapshotDb): Promise<void> {
     const o = this.#options;
-    const applier = new PageApplier(db, o.generator);
     try {
-      for await (
-        const page of readShard(o.kinesis, {
-          stream: o.stream,
-          shardId: o.shardId,
-          after: this.#sequenceNumber,
-          limit: o.limit,
-          pollIntervalMs: o.pollIntervalMs,
-          retry: o.retry,
-          signal: this.#abort.signal,
-          logger: this.#logger,
-        })
-      ) {
+      const pages = readShard(o.kinesis, {
+        stream: o.stream,
+        shardId: o.shardId,
+        after: this.#sequenceNumber,
+        limit: o.limit,
+        pollIntervalMs: o.pollIntervalMs,
+        retry: o.retry,
+        signal: this.#abort.signal,
+        logger: this.#logger,
+      });
+      for await (const page of pages) {
         // A batch that arrived is applied whole even when stop() was called meanwhile.
-        if (page.records.length > 0) {
-          const last = page.records[page.records.length - 1].sequenceNumber;
-          await applier.apply(page, last);
-          this.#sequenceNumber = last;
-        }
+        await db.applyPage(page);
+        this.#sequenceNumber = db.sequenceNumber;
         this.#lag = page.millisBehindLatest;
         if (page.records.length > 0) {
-          this.dispatchEvent(
-            new CustomEvent<AppliedDetail>("applied", {
-              detail: {
-                records: page.records.length,
-                sequenceNumber: this.#sequenceNumber,
-                millisBehindLatest: page.millisBehindLatest,
-              },
-            }),
-          );
+          this.#dispatch("applied", {
+            records: page.records.length,
+            sequenceNumber: this.#sequenceNumber,
+            millisBehindLatest: page.millisBehindLatest,
+          });
         }
         if (page.closed) {
-          applier.markFinal(page.childShards);
           this.#state = "closed";
-          this.dispatchEvent(new CustomEvent<ChildShard[]>("closed", { detail: page.childShards }));
+          this.#dispatch("closed", page.childShards);
           return;
         }
         if (this.#abort.signal.aborted) break;
       }
     } catch (error) {
-      // After stop(), a cancelled read is the expected end; a generator failure is not.
-      if (this.#abort.signal.aborted && !(error instanceof SnapshotGeneratorError)) return;
-      this.#state = "failed";
-      this.#error = error;
-      this.#logger.warn("replica stopped on an error", {
-        shard: o.shardId,
-        error: (error as Error)?.message ?? String(error),
-      });
-      this.dispatchEvent(new CustomEvent("error", { detail: error }));
+      this.#fail(error);
     }
   }
 
+  #fail(error: unknown): void {
+    // After stop(), a cancelled read is the expected end; a generator failure is not.
+    if (this.#abort.signal.aborted && !(error instanceof SnapshotGeneratorError)) return;
+    this.#state = "failed";
+    this.#error = error;
+    this.#logger.warn("replica stopped on an error", {
+      shard: this.#options.shardId,
+      error: (error as Error)?.message ?? String(error),
+    });
+    this.#dispatch("error", error);
+  }
+
+  #dispatch<K extends keyof LiveReplicaEventMap>(
+    type: K,
+    detail: LiveReplicaEventMap[K]["detail"],
+  ): void {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  #openReader(): DatabaseSync {
+    return new DatabaseSync(this.#file, { readOnly: true });
+  }
+
   /**
-   * Runs read-only work against a consistent view: a read transaction on a separate
-   * read-only connection, so batches committed meanwhile are not seen half-way.
+   * Runs read-only work against a consistent view: a read transaction on a read-only
+   * connection of its own, so batches committed meanwhile are not seen half-way. Queries may
+   * overlap: each holds its own connection for as long as it runs.
    *
    * @param fn The work; it gets a read-only database.
    * @returns What `fn` returns.
    */
   async query<T>(fn: (db: DatabaseSync) => T | Promise<T>): Promise<T> {
-    const reader = this.#reader;
-    if (!reader) {
+    if (!this.#db) {
       throw new InvalidArgumentError(
         `Cannot query a replica that is not started: current value is "${this.#state}"`,
       );
     }
-    reader.exec("BEGIN");
+    const reader = this.#idleReaders.pop() ?? this.#openReader();
     try {
+      reader.exec("BEGIN");
       return await fn(reader);
     } finally {
       if (reader.isTransaction) reader.exec("COMMIT");
+      // A query that outlived stop() closes its own connection.
+      if (this.#db) this.#idleReaders.push(reader);
+      else reader.close();
     }
   }
 
@@ -312,16 +410,22 @@ export class LiveReplica extends EventTarget {
    * once when the shard was closed or the replica failed.
    */
   async stop(): Promise<void> {
-    if (this.#state === "stopped" || this.#state === "new") {
-      this.#state = "stopped";
-      return;
-    }
+    if (this.#state === "stopped") return;
     this.#abort.abort();
     await this.#loop;
-    this.#reader?.close();
-    this.#writer?.close();
-    this.#reader = undefined;
-    this.#writer = undefined;
-    if (this.#state === "running") this.#state = "stopped";
+    this.#closeDatabases();
+    if (this.#state === "running" || this.#state === "new") this.#state = "stopped";
+  }
+
+  /** Stops the replica: `await using replica = new LiveReplica(...)`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  #closeDatabases(): void {
+    for (const reader of this.#idleReaders) reader.close();
+    this.#idleReaders = [];
+    this.#db?.close();
+    this.#db = undefined;
   }
 }

@@ -4,40 +4,35 @@
  *
  * @module
  */
-import type { AwsClient } from "./aws_client.ts";
-import { listStreamShards } from "./kinesis/list_shards.ts";
-import { DatabaseSync } from "node:sqlite";
 import { dirname, join, resolve } from "node:path";
-import { inTransaction, PageApplier } from "./_apply.ts";
 import { encodeFile } from "./_codec.ts";
+import { anySignal } from "./_signal.ts";
 import { fetchSnapshot, listShardSnapshots, newest } from "./_snapshot_io.ts";
 import { withWorkDir } from "./_work_dir.ts";
-import { InvalidArgumentError, SnapshotIntegrityError } from "./errors.ts";
-import type { ParentSnapshot, SnapshotGenerator } from "./generator.ts";
+import type { KinesisClientLike } from "./aws_client.ts";
+import { InvalidArgumentError } from "./errors.ts";
+import type { SnapshotGenerator } from "./generator.ts";
 import type { HashKeyRange } from "./kinesis/hash_key.ts";
+import { findShard } from "./kinesis/list_shards.ts";
 import type { RetryOptions } from "./kinesis/_retry.ts";
-import {
-  type ChildShard,
-  readShard,
-  type ReadShardOptions,
-  type ShardPage,
-} from "./kinesis/shard_reader.ts";
+import { readShard, type ReadShardOptions } from "./kinesis/shard_reader.ts";
 import { type Logger, silentLogger } from "./logger.ts";
-import { FORMAT_VERSION, initSnapshotMetadata, readSnapshotMetadata } from "./metadata.ts";
+import { FORMAT_VERSION } from "./metadata.ts";
+import type { ShardPage } from "./records.ts";
 import {
   assertName,
-  assertSequenceNumber,
-  BOOTSTRAP_SEQUENCE,
   localSnapshotFile,
   type Snapshot,
   type SnapshotEncoding,
   snapshotKey,
+  type SnapshotKeyParts,
 } from "./snapshot.ts";
+import { type ParentFile, type SeedFromParents, SnapshotDb } from "./snapshot_db.ts";
 import { ObjectExistsError, type SnapshotStore } from "./store/snapshot_store.ts";
 
 /** A source of pages of records, called like {@linkcode readShard}. */
 export type RecordSource = (
-  kinesis: AwsClient,
+  kinesis: KinesisClientLike,
   options: ReadShardOptions,
 ) => AsyncIterable<ShardPage>;
 
@@ -59,8 +54,8 @@ export interface SnapshotProgress {
 
 /** Options for {@linkcode ShardSnapshotter}. */
 export interface ShardSnapshotterOptions {
-  /** The Kinesis client (a `KinesisClient`). */
-  kinesis: AwsClient;
+  /** The Kinesis client (a `KinesisClient`; see `retry` for its `maxAttempts`). */
+  kinesis: KinesisClientLike;
   /** Where snapshots are found and published. */
   store: SnapshotStore;
   /** The stream name. */
@@ -82,7 +77,9 @@ export interface ShardSnapshotterOptions {
   limit?: number;
   /** Fetch the next page while the current one is applied. Defaults to true. */
   prefetch?: boolean;
-  /** Retries of throttled and failed Kinesis calls. */
+  /** The retry budget of each Kinesis call (see {@linkcode ReadShardOptions.retry}): the one
+   * retry loop around Kinesis calls; give the client `maxAttempts: 1`. S3 calls are retried by
+   * the S3 client itself (its `maxAttempts`). */
   retry?: Partial<RetryOptions>;
   /** Where progress and retries are logged. */
   logger?: Logger;
@@ -100,7 +97,13 @@ export interface ShardSnapshotterOptions {
   /** Where pages of records come from. Defaults to {@linkcode readShard} (Kinesis); another
    * source (a file, a test or benchmark feed) gets the same options. */
   source?: RecordSource;
-  /** Aborts the run; nothing is published. */
+  /** Aborts every run of this snapshotter; nothing is published. */
+  signal?: AbortSignal;
+}
+
+/** Options for {@linkcode ShardSnapshotter.snapshotShard}. */
+export interface SnapshotShardOptions {
+  /** Aborts this run; nothing is published. */
   signal?: AbortSignal;
 }
 
@@ -115,7 +118,7 @@ export interface ShardSnapshotterOptions {
  * import { KinesisClient } from "@aws-sdk/client-kinesis";
  * import { FileSnapshotStore, ShardSnapshotter } from "../mod.ts";
  * const snapshotter = new ShardSnapshotter({
- *   kinesis: new KinesisClient({}),
+ *   kinesis: new KinesisClient({ maxAttempts: 1 }),
  *   store: new FileSnapshotStore({ root: "./snapshots" }),
  *   stream: "orders",
  *   shardId: "shardId-000000000000",
@@ -136,7 +139,6 @@ export interface ShardSnapshotterOptions {
  */
 export class ShardSnapshotter {
   #options: ShardSnapshotterOptions;
-  #logger: Logger;
 
   /**
    * Creates a snapshotter for one shard.
@@ -166,7 +168,6 @@ export class ShardSnapshotter {
       );
     }
     this.#options = { ...options, localPath: resolve(options.localPath) };
-    this.#logger = options.logger ?? silentLogger;
   }
 
   /**
@@ -176,279 +177,238 @@ export class ShardSnapshotter {
    * failed run publishes nothing, leaves the previous latest snapshot untouched and removes
    * its working files.
    *
+   * @param options Aborts this run.
    * @returns The latest snapshot after the run, with `localFile` holding the produced
    * database when this run published one.
    */
-  async snapshotShard(): Promise<Snapshot> {
+  async snapshotShard(options?: SnapshotShardOptions): Promise<Snapshot> {
     const o = this.#options;
+    const signal = anySignal(o.signal, options?.signal);
     return await withWorkDir(
       o.localPath,
       `${o.stream}.${o.shardId}`,
-      (dir) => this.#run(dir),
+      (dir) => new SnapshotRun(o, dir, signal).run(),
     );
-  }
-
-  async #run(workDir: string): Promise<Snapshot> {
-    const o = this.#options;
-    const log = this.#logger;
-    const fields = { stream: o.stream, shard: o.shardId };
-    const progress = (p: Omit<SnapshotProgress, "shardId">) =>
-      o.onProgress?.({ shardId: o.shardId, ...p });
-
-    const latest = newest(
-      await listShardSnapshots(o.store, o.stream, o.shardId, o.localPath),
-    );
-    if (latest?.final) {
-      log.info("shard is closed and its final snapshot exists", {
-        ...fields,
-        key: latest.key,
-      });
-      return latest;
-    }
-    const dbFile = join(workDir, "snapshot.sqlite");
-    if (latest) {
-      progress({
-        phase: "download",
-        recordsApplied: 0,
-        sequenceNumber: latest.sequenceNumber,
-      });
-      log.info("downloading latest snapshot", { ...fields, key: latest.key });
-      await fetchSnapshot(o.store, latest, dbFile, o.signal);
-    }
-    const db = new DatabaseSync(dbFile);
-    let closed = false;
-    const close = () => {
-      if (!closed) db.close();
-      closed = true;
-    };
-    try {
-      // The working copy is published only after it is closed and copied: it needs no journal
-      // on disk and no fsync; a crash discards the whole working directory.
-      db.exec(
-        "PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF; PRAGMA temp_store = MEMORY",
-      );
-      let meta = readSnapshotMetadata(db);
-      if (latest && !meta) {
-        throw new SnapshotIntegrityError(
-          latest.key,
-          `Cannot build on snapshot as it has no metadata: current value is "${latest.key}"`,
-        );
-      }
-      if (!meta) {
-        // Must precede the first table: lets `compact` free pages without VACUUM.
-        db.exec("PRAGMA auto_vacuum = INCREMENTAL");
-        const parents = o.parents ?? [];
-        if (parents.length > 0 && o.generator.onParents) {
-          await this.#seedFromParents(db, workDir, parents);
-        } else {
-          const start = assertSequenceNumber(
-            String(await o.generator.bootstrap?.(db) ?? BOOTSTRAP_SEQUENCE),
-          );
-          initSnapshotMetadata(db, {
-            stream: o.stream,
-            shardId: o.shardId,
-            sequenceNumber: start,
-          });
-        }
-        meta = readSnapshotMetadata(db)!;
-      }
-      if (meta.formatVersion > FORMAT_VERSION) {
-        throw new SnapshotIntegrityError(
-          latest?.key ?? "",
-          `Cannot build on snapshot as it was written by a newer format: current value is ${meta.formatVersion}`,
-        );
-      }
-      await inTransaction(
-        db,
-        async () => await o.generator.onStart?.(db),
-      );
-
-      const applier = new PageApplier(
-        db,
-        o.generator,
-        o.skipBadRecords
-          ? (record, shardId, error) =>
-            log.warn("skipped a record the generator failed on", {
-              shard: shardId,
-              sequenceNumber: record.sequenceNumber,
-              subSequenceNumber: record.subSequenceNumber,
-              partitionKey: record.partitionKey,
-              error: (error as Error)?.message ?? String(error),
-            })
-          : undefined,
-      );
-      let sequenceNumber = meta.sequenceNumber;
-      let applied = 0;
-      let childShards: ChildShard[] | undefined;
-      log.info("catching up", { ...fields, after: sequenceNumber });
-      for await (
-        const page of (o.source ?? readShard)(o.kinesis, {
-          hashKeyRange: o.hashKeyRange,
-          stream: o.stream,
-          shardId: o.shardId,
-          after: sequenceNumber,
-          doneLagMs: o.doneLagMs ?? 0,
-          limit: o.limit,
-          prefetch: o.prefetch,
-          retry: o.retry,
-          signal: o.signal,
-          logger: log,
-        })
-      ) {
-        if (page.records.length > 0) {
-          const last = page.records[page.records.length - 1].sequenceNumber;
-          applied += await applier.apply(page, last);
-          sequenceNumber = last;
-        }
-        if (page.closed) {
-          childShards = page.childShards;
-          applier.markFinal(childShards);
-        }
-        progress({
-          phase: "catch-up",
-          recordsApplied: applied,
-          sequenceNumber,
-          millisBehindLatest: page.millisBehindLatest,
-        });
-        log.debug("applied batch", {
-          ...fields,
-          records: page.records.length,
-          millisBehindLatest: page.millisBehindLatest,
-        });
-      }
-      const final = childShards !== undefined;
-      if (latest && applied === 0 && !final) {
-        log.info("no new records; the latest snapshot stands", {
-          ...fields,
-          key: latest.key,
-        });
-        return latest;
-      }
-
-      if (o.compact ?? true) {
-        // Deno allows ATTACH, and so VACUUM and VACUUM INTO, only with every permission
-        // granted. Snapshots are created with auto_vacuum = INCREMENTAL instead, so free pages
-        // can be handed back without ATTACH; zstd then absorbs the slack in partly-used pages.
-        progress({ phase: "compact", recordsApplied: applied, sequenceNumber });
-        db.exec("PRAGMA incremental_vacuum");
-      }
-      db.exec("PRAGMA optimize");
-      close();
-      const plainFile = dbFile;
-
-      const encoding = o.encoding ?? "zstd";
-      const storedFile = join(workDir, "upload.bin");
-      const encoded = await encodeFile(plainFile, storedFile, encoding);
-      const parts = {
-        stream: o.stream,
-        shardId: o.shardId,
-        sequenceNumber,
-        final,
-        encoding,
-      };
-      const key = snapshotKey(parts);
-      progress({
-        phase: "upload",
-        recordsApplied: applied,
-        sequenceNumber,
-        bytesUploaded: 0,
-      });
-      log.info("publishing snapshot", {
-        ...fields,
-        key,
-        records: applied,
-        rawBytes: encoded.rawSize,
-        storedBytes: encoded.storedSize,
-      });
-      try {
-        await o.store.put(key, storedFile, {
-          metadata: {
-            sha256: encoded.sha256,
-            "raw-size": String(encoded.rawSize),
-            "format-version": String(FORMAT_VERSION),
-          },
-          ifNoneMatch: true,
-          signal: o.signal,
-          onProgress: (bytes) =>
-            progress({
-              phase: "upload",
-              recordsApplied: applied,
-              sequenceNumber,
-              bytesUploaded: bytes,
-            }),
-        });
-      } catch (error) {
-        if (!(error instanceof ObjectExistsError)) throw error;
-        // Another producer published the same position first: its snapshot stands.
-        log.warn(
-          "another producer published this snapshot first; keeping theirs",
-          {
-            ...fields,
-            key,
-          },
-        );
-      }
-      const localFile = localSnapshotFile(o.localPath, parts);
-      await Deno.mkdir(dirname(localFile), { recursive: true });
-      await Deno.rename(plainFile, localFile);
-      progress({ phase: "done", recordsApplied: applied, sequenceNumber });
-      return {
-        ...parts,
-        key,
-        localFile,
-        size: encoded.storedSize,
-        lastModified: new Date(),
-      };
-    } finally {
-      close();
-    }
-  }
-
-  async #seedFromParents(db: DatabaseSync, workDir: string, parents: Snapshot[]): Promise<void> {
-    const o = this.#options;
-    const opened: ParentSnapshot[] = [];
-    try {
-      for (const parent of parents) {
-        const file = join(workDir, `parent-${parent.shardId}.sqlite`);
-        this.#logger.info("downloading parent's final snapshot", {
-          shard: o.shardId,
-          parent: parent.shardId,
-          key: parent.key,
-        });
-        const metadata = await fetchSnapshot(o.store, parent, file, o.signal);
-        opened.push({
-          shardId: parent.shardId,
-          db: new DatabaseSync(file, { readOnly: true }),
-          metadata,
-        });
-      }
-      const hashKeyRange = o.hashKeyRange ??
-        await lookUpHashKeyRange(o.kinesis, o.stream, o.shardId);
-      await inTransaction(db, async () => {
-        initSnapshotMetadata(db, {
-          stream: o.stream,
-          shardId: o.shardId,
-          sequenceNumber: BOOTSTRAP_SEQUENCE,
-          parentShards: parents.map((p) => p.shardId),
-        });
-        await o.generator.onParents!(db, { shardId: o.shardId, hashKeyRange, parents: opened });
-      });
-    } finally {
-      for (const p of opened) p.db.close();
-    }
   }
 }
 
-async function lookUpHashKeyRange(
-  client: AwsClient,
-  stream: string,
-  shardId: string,
-): Promise<HashKeyRange> {
-  const shard = (await listStreamShards(client, stream)).find((s) => s.shardId === shardId);
-  if (!shard) {
-    throw new InvalidArgumentError(
-      `Cannot seed shard from its parents as the stream has no such shard: current value is "${shardId}"`,
+/** One run of a snapshotter, phase by phase, in its own working directory. */
+class SnapshotRun {
+  #o: ShardSnapshotterOptions;
+  #dir: string;
+  #signal?: AbortSignal;
+  #log: Logger;
+  #fields: { stream: string; shard: string };
+  #applied = 0;
+
+  constructor(options: ShardSnapshotterOptions, workDir: string, signal?: AbortSignal) {
+    this.#o = options;
+    this.#dir = workDir;
+    this.#signal = signal;
+    this.#log = options.logger ?? silentLogger;
+    this.#fields = { stream: options.stream, shard: options.shardId };
+  }
+
+  async run(): Promise<Snapshot> {
+    const base = await this.#findBase();
+    if (base?.final) {
+      this.#log.info("shard is closed and its final snapshot exists", {
+        ...this.#fields,
+        key: base.key,
+      });
+      return base;
+    }
+    const db = await this.#open(base);
+    try {
+      await this.#catchUp(db);
+      if (base && this.#applied === 0 && !db.final) {
+        this.#log.info("no new records; the latest snapshot stands", {
+          ...this.#fields,
+          key: base.key,
+        });
+        return base;
+      }
+      this.#compact(db);
+    } finally {
+      db.close();
+    }
+    return await this.#publish(db);
+  }
+
+  #progress(p: Omit<SnapshotProgress, "shardId">): void {
+    this.#o.onProgress?.({ shardId: this.#o.shardId, ...p });
+  }
+
+  /** Phase 1: the shard's latest published snapshot, if any. */
+  async #findBase(): Promise<Snapshot | undefined> {
+    const o = this.#o;
+    return newest(
+      await listShardSnapshots(o.store, o.stream, o.shardId, o.localPath, this.#signal),
     );
   }
-  return shard.hashKeyRange;
+
+  /** Phase 2: the working database: the base downloaded, or a new one (seeded or empty). */
+  async #open(base: Snapshot | undefined): Promise<SnapshotDb> {
+    const o = this.#o;
+    const file = join(this.#dir, "snapshot.sqlite");
+    if (base) {
+      this.#progress({ phase: "download", recordsApplied: 0, sequenceNumber: base.sequenceNumber });
+      this.#log.info("downloading latest snapshot", { ...this.#fields, key: base.key });
+      await fetchSnapshot(o.store, base, file, this.#signal);
+    }
+    const seed = !base && o.parents?.length && o.generator.onParents
+      ? await this.#downloadParents(o.parents)
+      : undefined;
+    return await SnapshotDb.open(file, {
+      stream: o.stream,
+      shardId: o.shardId,
+      generator: o.generator,
+      baseKey: base?.key,
+      seed,
+      onSkip: o.skipBadRecords
+        ? (record, shardId, error) =>
+          this.#log.warn("skipped a record the generator failed on", {
+            shard: shardId,
+            sequenceNumber: record.sequenceNumber,
+            subSequenceNumber: record.subSequenceNumber,
+            partitionKey: record.partitionKey,
+            error: (error as Error)?.message ?? String(error),
+          })
+        : undefined,
+    });
+  }
+
+  async #downloadParents(parents: Snapshot[]): Promise<SeedFromParents> {
+    const o = this.#o;
+    const files: ParentFile[] = [];
+    for (const parent of parents) {
+      const file = join(this.#dir, `parent-${parent.shardId}.sqlite`);
+      this.#log.info("downloading parent's final snapshot", {
+        ...this.#fields,
+        parent: parent.shardId,
+        key: parent.key,
+      });
+      const metadata = await fetchSnapshot(o.store, parent, file, this.#signal);
+      files.push({ shardId: parent.shardId, file, metadata });
+    }
+    const hashKeyRange = o.hashKeyRange ??
+      (await findShard(o.kinesis, o.stream, o.shardId, this.#signal))?.hashKeyRange;
+    if (!hashKeyRange) {
+      throw new InvalidArgumentError(
+        `Cannot seed shard from its parents as the stream has no such shard: current value is "${o.shardId}"`,
+      );
+    }
+    return { parents: files, hashKeyRange };
+  }
+
+  /** Phase 3: apply the records after the base until caught up or the shard closes. */
+  async #catchUp(db: SnapshotDb): Promise<void> {
+    const o = this.#o;
+    this.#log.info("catching up", { ...this.#fields, after: db.sequenceNumber });
+    const pages = (o.source ?? readShard)(o.kinesis, {
+      hashKeyRange: o.hashKeyRange,
+      stream: o.stream,
+      shardId: o.shardId,
+      after: db.sequenceNumber,
+      doneLagMs: o.doneLagMs ?? 0,
+      limit: o.limit,
+      prefetch: o.prefetch,
+      retry: o.retry,
+      signal: this.#signal,
+      logger: this.#log,
+    });
+    for await (const page of pages) {
+      this.#applied += await db.applyPage(page);
+      this.#progress({
+        phase: "catch-up",
+        recordsApplied: this.#applied,
+        sequenceNumber: db.sequenceNumber,
+        millisBehindLatest: page.millisBehindLatest,
+      });
+      this.#log.debug("applied batch", {
+        ...this.#fields,
+        records: page.records.length,
+        millisBehindLatest: page.millisBehindLatest,
+      });
+    }
+  }
+
+  /** Phase 4: hand free pages back before the file is encoded. */
+  #compact(db: SnapshotDb): void {
+    if (this.#o.compact === false) return;
+    this.#progress({
+      phase: "compact",
+      recordsApplied: this.#applied,
+      sequenceNumber: db.sequenceNumber,
+    });
+    db.compact();
+  }
+
+  /** Phases 5 and 6: encode the closed database and publish it; keep it as `localFile`. */
+  async #publish(db: SnapshotDb): Promise<Snapshot> {
+    const o = this.#o;
+    const encoding = o.encoding ?? "zstd";
+    const parts: SnapshotKeyParts = {
+      stream: o.stream,
+      shardId: o.shardId,
+      sequenceNumber: db.sequenceNumber,
+      final: db.final,
+      encoding,
+    };
+    const stored = join(this.#dir, "upload.bin");
+    const encoded = await encodeFile(db.file, stored, encoding);
+    const key = snapshotKey(parts);
+    this.#log.info("publishing snapshot", {
+      ...this.#fields,
+      key,
+      records: this.#applied,
+      rawBytes: encoded.rawSize,
+      storedBytes: encoded.storedSize,
+    });
+    await this.#upload(key, stored, {
+      sha256: encoded.sha256,
+      "raw-size": String(encoded.rawSize),
+      "format-version": String(FORMAT_VERSION),
+    }, parts.sequenceNumber);
+    const localFile = localSnapshotFile(o.localPath, parts);
+    await Deno.mkdir(dirname(localFile), { recursive: true });
+    await Deno.rename(db.file, localFile);
+    this.#progress({
+      phase: "done",
+      recordsApplied: this.#applied,
+      sequenceNumber: db.sequenceNumber,
+    });
+    return { ...parts, key, localFile, size: encoded.storedSize, lastModified: new Date() };
+  }
+
+  async #upload(
+    key: string,
+    file: string,
+    metadata: Record<string, string>,
+    sequenceNumber: string,
+  ): Promise<void> {
+    const upload = (bytesUploaded: number) =>
+      this.#progress({
+        phase: "upload",
+        recordsApplied: this.#applied,
+        sequenceNumber,
+        bytesUploaded,
+      });
+    upload(0);
+    try {
+      await this.#o.store.put(key, file, {
+        metadata,
+        ifNoneMatch: true,
+        signal: this.#signal,
+        onProgress: upload,
+      });
+    } catch (error) {
+      if (!(error instanceof ObjectExistsError)) throw error;
+      // Another producer published the same position first: its snapshot stands.
+      this.#log.warn("another producer published this snapshot first; keeping theirs", {
+        ...this.#fields,
+        key,
+      });
+    }
+  }
 }

@@ -1,0 +1,346 @@
+/**
+ * {@linkcode SnapshotDb}, the one owner of a snapshot database's lifecycle: open a file (a
+ * downloaded snapshot, or nothing yet), bootstrap it or seed it from parent shards, run the
+ * generator's `onStart`, apply pages of records each in one transaction with the sequence number
+ * they reach, mark the shard final, compact, close. The snapshotter and the live replica are
+ * thin users of it.
+ *
+ * @module
+ */
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { SnapshotGeneratorError, SnapshotIntegrityError } from "./errors.ts";
+import type { ParentSnapshot, SnapshotGenerator } from "./generator.ts";
+import type { HashKeyRange } from "./kinesis/hash_key.ts";
+import {
+  FORMAT_VERSION,
+  initSnapshotMetadata,
+  META_TABLE,
+  readSnapshotMetadata,
+  type SnapshotMetadata,
+} from "./metadata.ts";
+import type { ChildShard, RecordBatch, ShardPage, ShardRecord } from "./records.ts";
+import { assertSequenceNumber, BOOTSTRAP_SEQUENCE } from "./snapshot.ts";
+
+/** Called for each record skipped because the generator failed on it. */
+export type SkipHandler = (record: ShardRecord, shardId: string, error: unknown) => void;
+
+/** A parent shard's final snapshot, downloaded to a local file. */
+export interface ParentFile {
+  /** The parent shard. */
+  shardId: string;
+  /** The plain SQLite file. */
+  file: string;
+  /** Its metadata. */
+  metadata: SnapshotMetadata;
+}
+
+/** How a snapshot database is seeded when it has no metadata yet: from its parents. */
+export interface SeedFromParents {
+  /** The parents' final snapshots. */
+  parents: ParentFile[];
+  /** The child's hash key range. */
+  hashKeyRange: HashKeyRange;
+}
+
+/** Options for {@linkcode SnapshotDb.open}. */
+export interface SnapshotDbOptions {
+  /** The stream name. */
+  stream: string;
+  /** The shard id. */
+  shardId: string;
+  /** Turns records into rows. */
+  generator: SnapshotGenerator;
+  /**
+   * `"work"` (default): a producer's private working copy, published only after it is closed
+   * and copied: no journal on disk, no fsync (a crash discards the whole working directory).
+   * `"replica"`: a database served to readers while it is written: WAL, `synchronous = NORMAL`.
+   */
+  durability?: "work" | "replica";
+  /** The store key the file was downloaded from: it must then carry streambolt metadata. */
+  baseKey?: string;
+  /** A new database is seeded from these parents through the generator's `onParents`. */
+  seed?: SeedFromParents;
+  /** When given, a record the generator throws on is skipped (and reported here) instead of
+   * failing its page. */
+  onSkip?: SkipHandler;
+}
+
+/** A snapshot database open for writing. */
+export class SnapshotDb {
+  /** The database file. */
+  readonly file: string;
+  /** The open connection (for reading inside the owner's work, never for transactions). */
+  readonly db: DatabaseSync;
+  #options: SnapshotDbOptions;
+  #sequenceNumber = BOOTSTRAP_SEQUENCE;
+  #final = false;
+  #update?: StatementSync;
+  #closed = false;
+
+  private constructor(file: string, db: DatabaseSync, options: SnapshotDbOptions) {
+    this.file = file;
+    this.db = db;
+    this.#options = options;
+  }
+
+  /**
+   * Opens (or creates) a snapshot database, gives it metadata if it has none (seeded from its
+   * parents, or through the generator's `bootstrap`), and runs the generator's `onStart`.
+   *
+   * @param file The database file: a downloaded snapshot, or a path to create.
+   * @param options The shard, the generator and how the file is kept.
+   * @returns The open database.
+   */
+  static async open(file: string, options: SnapshotDbOptions): Promise<SnapshotDb> {
+    const db = new DatabaseSync(file);
+    const snapshotDb = new SnapshotDb(file, db, options);
+    try {
+      db.exec(
+        options.durability === "replica"
+          ? "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL"
+          : "PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF; PRAGMA temp_store = MEMORY",
+      );
+      await snapshotDb.#initialise();
+      return snapshotDb;
+    } catch (error) {
+      snapshotDb.close();
+      throw error;
+    }
+  }
+
+  /** The last sequence number applied. */
+  get sequenceNumber(): string {
+    return this.#sequenceNumber;
+  }
+
+  /** Whether the shard is closed and every record of it applied. */
+  get final(): boolean {
+    return this.#final;
+  }
+
+  /**
+   * Reads the metadata as it stands.
+   *
+   * @returns The metadata.
+   */
+  metadata(): SnapshotMetadata {
+    return readSnapshotMetadata(this.db)!;
+  }
+
+  /**
+   * Applies a page: its records, in one transaction with the sequence number of its last
+   * record, and on the last page of a closed shard the child shards (the database is final).
+   * A generator failure rolls the page back and is reported as a
+   * {@linkcode SnapshotGeneratorError} naming the record it failed on.
+   *
+   * @param page The page.
+   * @returns The number of records applied.
+   */
+  async applyPage(page: ShardPage): Promise<number> {
+    const children = page.closed ? page.childShards : undefined;
+    if (page.records.length === 0) {
+      if (children) {
+        await this.#commit(undefined, children, () => Promise.resolve({ applied: 0, skipped: 0 }));
+      }
+      return 0;
+    }
+    let applied: number;
+    try {
+      applied = await this.#applyWhole(page, children);
+    } catch (error) {
+      if (!(error instanceof GeneratorFailure)) throw error;
+      applied = await this.#applyOneByOne(page, children, error.cause);
+    }
+    this.#sequenceNumber = page.records[page.records.length - 1].sequenceNumber;
+    return applied;
+  }
+
+  /** Hands free pages back to the file system (`PRAGMA incremental_vacuum`). */
+  compact(): void {
+    // Deno allows ATTACH, and so VACUUM and VACUUM INTO, only with every permission granted.
+    // Snapshots are created with auto_vacuum = INCREMENTAL instead, so free pages can be handed
+    // back without ATTACH; zstd then absorbs the slack in partly-used pages.
+    this.db.exec("PRAGMA incremental_vacuum");
+  }
+
+  /** Closes the database (after `PRAGMA optimize`); closing twice does nothing. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      if (this.db.isOpen) this.db.exec("PRAGMA optimize");
+    } finally {
+      if (this.db.isOpen) this.db.close();
+    }
+  }
+
+  async #initialise(): Promise<void> {
+    const o = this.#options;
+    let meta = readSnapshotMetadata(this.db);
+    if (!meta && o.baseKey !== undefined) {
+      throw new SnapshotIntegrityError(
+        o.baseKey,
+        `Cannot build on snapshot as it has no metadata: current value is "${o.baseKey}"`,
+      );
+    }
+    if (!meta) {
+      // Must precede the first table: lets `compact` free pages without VACUUM.
+      this.db.exec("PRAGMA auto_vacuum = INCREMENTAL");
+      if (o.seed && o.seed.parents.length > 0 && o.generator.onParents) {
+        await this.#seed(o.seed);
+      } else await this.#bootstrap();
+      meta = readSnapshotMetadata(this.db)!;
+    }
+    if (meta.formatVersion > FORMAT_VERSION) {
+      throw new SnapshotIntegrityError(
+        o.baseKey ?? "",
+        `Cannot build on snapshot as it was written by a newer format: current value is ${meta.formatVersion}`,
+      );
+    }
+    this.#sequenceNumber = meta.sequenceNumber;
+    this.#final = meta.final;
+    await inTransaction(this.db, async () => await o.generator.onStart?.(this.db));
+  }
+
+  async #bootstrap(): Promise<void> {
+    const o = this.#options;
+    const start = assertSequenceNumber(
+      String(await o.generator.bootstrap?.(this.db) ?? BOOTSTRAP_SEQUENCE),
+    );
+    initSnapshotMetadata(this.db, { stream: o.stream, shardId: o.shardId, sequenceNumber: start });
+  }
+
+  async #seed(seed: SeedFromParents): Promise<void> {
+    const o = this.#options;
+    const parents: ParentSnapshot[] = [];
+    try {
+      for (const p of seed.parents) {
+        const db = new DatabaseSync(p.file, { readOnly: true });
+        parents.push({ shardId: p.shardId, db, metadata: p.metadata });
+      }
+      await inTransaction(this.db, async () => {
+        initSnapshotMetadata(this.db, {
+          stream: o.stream,
+          shardId: o.shardId,
+          sequenceNumber: BOOTSTRAP_SEQUENCE,
+          parentShards: parents.map((p) => p.shardId),
+        });
+        await o.generator.onParents!(this.db, {
+          shardId: o.shardId,
+          hashKeyRange: seed.hashKeyRange,
+          parents,
+        });
+      });
+    } finally {
+      for (const p of parents) p.db.close();
+    }
+  }
+
+  /** The whole page in one call to `onRecords`. */
+  async #applyWhole(batch: RecordBatch, children?: ChildShard[]): Promise<number> {
+    return await this.#commit(batch, children, async () => {
+      try {
+        await this.#options.generator.onRecords(this.db, batch);
+      } catch (error) {
+        throw new GeneratorFailure(error);
+      }
+      return { applied: batch.records.length, skipped: 0 };
+    });
+  }
+
+  /**
+   * The page again, one record per savepoint, after `onRecords` failed on it whole: finds the
+   * record it fails on (and fails naming it), or, when skipping, skips every such record.
+   */
+  async #applyOneByOne(
+    batch: RecordBatch,
+    children: ChildShard[] | undefined,
+    batchError: unknown,
+  ): Promise<number> {
+    const db = this.db;
+    const onSkip = this.#options.onSkip;
+    const skipped: Array<[ShardRecord, unknown]> = [];
+    const applied = await this.#commit(batch, children, async () => {
+      for (const record of batch.records) {
+        db.exec("SAVEPOINT streambolt_record");
+        try {
+          await this.#options.generator.onRecords(db, { ...batch, records: [record] });
+          db.exec("RELEASE streambolt_record");
+        } catch (error) {
+          db.exec("ROLLBACK TO streambolt_record");
+          db.exec("RELEASE streambolt_record");
+          if (!onSkip) throw generatorError(batch.shardId, record, error);
+          skipped.push([record, error]);
+        }
+      }
+      // Every record passed alone, yet the page failed whole: name the page's first record.
+      if (!onSkip) throw generatorError(batch.shardId, batch.records[0], batchError);
+      return { applied: batch.records.length - skipped.length, skipped: skipped.length };
+    });
+    // Reported only once the page is committed: these records are skipped for good.
+    for (const [record, error] of skipped) onSkip!(record, batch.shardId, error);
+    return applied;
+  }
+
+  /**
+   * Runs `work` and the metadata update (the sequence number of the batch's last record, the
+   * counts, finality) in one transaction.
+   *
+   * @returns The records applied.
+   */
+  async #commit(
+    batch: RecordBatch | undefined,
+    children: ChildShard[] | undefined,
+    work: () => Promise<{ applied: number; skipped: number }>,
+  ): Promise<number> {
+    let applied = 0;
+    await inTransaction(this.db, async () => {
+      const counts = await work();
+      applied = counts.applied;
+      if (batch) {
+        this.#update ??= this.db.prepare(
+          `UPDATE ${META_TABLE} SET sequence_number = ?, records_applied = records_applied + ?,
+            records_skipped = records_skipped + ?, updated_at = ? WHERE id = 1`,
+        );
+        const last = batch.records[batch.records.length - 1].sequenceNumber;
+        this.#update.run(last, counts.applied, counts.skipped, new Date().toISOString());
+      }
+      if (children) {
+        this.db.prepare(`UPDATE ${META_TABLE} SET final = 1, child_shards = ? WHERE id = 1`)
+          .run(JSON.stringify(children));
+      }
+    });
+    if (children) this.#final = true;
+    return applied;
+  }
+}
+
+/** Runs `work` in an immediate transaction; rolls back if it throws. */
+export async function inTransaction(db: DatabaseSync, work: () => Promise<void>): Promise<void> {
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    await work();
+    db.exec("COMMIT");
+  } catch (error) {
+    if (db.isTransaction) db.exec("ROLLBACK");
+    throw error;
+  }
+}
+
+/** `onRecords` threw on a whole page: the page is then retried record by record. */
+class GeneratorFailure extends Error {
+  constructor(cause: unknown) {
+    super("the generator failed on a page", { cause });
+  }
+}
+
+function generatorError(shardId: string, record: ShardRecord, error: unknown): Error {
+  return new SnapshotGeneratorError(
+    shardId,
+    record.sequenceNumber,
+    `Cannot apply records of shard "${shardId}" as the generator failed at sequence number ${record.sequenceNumber}: ${
+      (error as Error)?.message ?? error
+    }`,
+    { cause: error },
+  );
+}
