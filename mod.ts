@@ -48,39 +48,112 @@
  *
  * @module
  */
-export * from "./src/snapshot.ts";
-export * from "./src/errors.ts";
-export type { LogFields, Logger } from "./src/logger.ts";
-export { silentLogger } from "./src/logger.ts";
-export type { SnapshotGenerator } from "./src/generator.ts";
-export type {
-  ChildShard,
-  ReadShardOptions,
-  RecordBatch,
-  ShardPage,
-  ShardRecord,
-} from "./src/kinesis/shard_reader.ts";
-export { readShard } from "./src/kinesis/shard_reader.ts";
-export type { RetryOptions } from "./src/kinesis/_retry.ts";
+// Snapshots: what they are and how their keys read.
+export {
+  BOOTSTRAP_SEQUENCE,
+  compareSequenceNumbers,
+  compareSnapshots,
+  parseSnapshotKey,
+  type Snapshot,
+  type SnapshotEncoding,
+  snapshotKey,
+  type SnapshotKeyParts,
+} from "./src/snapshot.ts";
 export {
   FORMAT_VERSION,
   META_TABLE,
   readSnapshotMetadata,
   type SnapshotMetadata,
 } from "./src/metadata.ts";
-export * from "./src/store/snapshot_store.ts";
-export * from "./src/store/file_store.ts";
-export * from "./src/store/s3_store.ts";
-export * from "./src/snapshotter.ts";
-export * from "./src/finder.ts";
+export {
+  InvalidArgumentError,
+  ShardReadError,
+  SnapshotGeneratorError,
+  SnapshotIntegrityError,
+} from "./src/errors.ts";
+export { type LogFields, type Logger, silentLogger } from "./src/logger.ts";
+
+// Records and generators.
+export type { ChildShard, RecordBatch, ShardPage, ShardRecord } from "./src/records.ts";
+export type { ParentSnapshot, ShardLineage, SnapshotGenerator } from "./src/generator.ts";
 export { KV_TABLE_SQL, kvGenerator } from "./src/generators/kv.ts";
 export { LOG_TABLE_SQL, logGenerator } from "./src/generators/log.ts";
-export type { AwsClient } from "./src/aws_client.ts";
-export * from "./src/store/store_url.ts";
-export * from "./src/gc.ts";
-export * from "./src/stream_snapshotter.ts";
-export type { ParentSnapshot, ShardLineage } from "./src/generator.ts";
+
+// Kinesis.
+export type {
+  CommandLike,
+  KinesisClientLike,
+  S3ClientLike,
+  SendOptions,
+} from "./src/aws_client.ts";
+export { readShard, type ReadShardOptions } from "./src/kinesis/shard_reader.ts";
+export type { RetryOptions } from "./src/kinesis/_retry.ts";
+export {
+  listStreamShards,
+  type ListStreamShardsOptions,
+  type StreamShard,
+} from "./src/kinesis/list_shards.ts";
 export { hashKeyOf, type HashKeyRange, inHashKeyRange } from "./src/kinesis/hash_key.ts";
-export { listStreamShards, type StreamShard } from "./src/kinesis/list_shards.ts";
 export { deaggregate, isAggregated } from "./src/kinesis/kpl.ts";
-export * from "./src/live_replica.ts";
+
+// Stores.
+export {
+  type DeleteOptions,
+  type DownloadOptions,
+  type DownloadResult,
+  type ListOptions,
+  ObjectExistsError,
+  type PutOptions,
+  type SnapshotStore,
+  type StoredObject,
+} from "./src/store/snapshot_store.ts";
+export { FileSnapshotStore, type FileSnapshotStoreOptions } from "./src/store/file_store.ts";
+export { S3SnapshotStore, type S3SnapshotStoreOptions } from "./src/store/s3_store.ts";
+export {
+  openStore,
+  type OpenStoreOptions,
+  parseStoreUrl,
+  type StoreLocation,
+} from "./src/store/store_url.ts";
+
+// Producing, consuming, collecting.
+export {
+  type RecordSource,
+  ShardSnapshotter,
+  type ShardSnapshotterOptions,
+  type SnapshotProgress,
+  type SnapshotShardOptions,
+} from "./src/snapshotter.ts";
+export {
+  ownsShard,
+  type ShardOutcome,
+  StreamSnapshotError,
+  StreamSnapshotter,
+  type StreamSnapshotterOptions,
+  type WorkerShare,
+} from "./src/stream_snapshotter.ts";
+export {
+  type DownloadLatestOptions,
+  type FindOptions,
+  listSnapshots,
+  type ListSnapshotsOptions,
+  ShardSnapshotFinder,
+  type ShardSnapshotFinderOptions,
+} from "./src/finder.ts";
+export {
+  type AppliedDetail,
+  LiveReplica,
+  type LiveReplicaEventMap,
+  type LiveReplicaOptions,
+  type ReplicaState,
+  type StartingPosition,
+  startingPosition,
+  type StartReplicaOptions,
+} from "./src/live_replica.ts";
+export {
+  collectGarbage,
+  type CollectGarbageOptions,
+  type GarbageCollectionOptions,
+  type GarbageCollectionResult,
+  planGarbageCollection,
+} from "./src/gc.ts";

@@ -15,7 +15,10 @@ const sample = () => (peak = Math.max(peak, Deno.memoryUsage().rss));
 const timer = setInterval(sample, 5);
 const pages = eventPages(count, 100_000);
 const snapshot = await new ShardSnapshotter({
-  kinesis: { send: () => Promise.reject(new Error("no Kinesis in this run")) },
+  kinesis: {
+    send: () => Promise.reject(new Error("no Kinesis in this run")),
+    config: { region: "none" },
+  },
   store: new FileSnapshotStore({ root: `${dir}/store` }),
   stream: "bench",
   shardId: "shardId-000000000000",

@@ -24,9 +24,10 @@ export async function listShardSnapshots(
   stream: string,
   shardId: string | undefined,
   localPath: string,
+  signal?: AbortSignal,
 ): Promise<Snapshot[]> {
   const found: Snapshot[] = [];
-  for await (const object of store.list(snapshotPrefix(stream, shardId))) {
+  for await (const object of store.list(snapshotPrefix(stream, shardId), { signal })) {
     const parts = parseSnapshotKey(object.key);
     if (!parts || parts.stream !== stream) continue;
     if (shardId !== undefined && parts.shardId !== shardId) continue;

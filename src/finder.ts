@@ -26,13 +26,51 @@ export interface ShardSnapshotFinderOptions {
   logger?: Logger;
 }
 
+/** Options for the finder's methods that only wait on the store. */
+export interface FindOptions {
+  /** Aborts the call. */
+  signal?: AbortSignal;
+}
+
+/** Options for {@linkcode listSnapshots}. */
+export interface ListSnapshotsOptions extends FindOptions {
+  /** Only this shard's snapshots. */
+  shardId?: string;
+}
+
+/**
+ * Lists the snapshots of a stream (or of one shard) in a store, oldest first per shard, across
+ * every page of the listing. Keys that are not snapshots are ignored.
+ *
+ * @param store The store.
+ * @param stream The stream name.
+ * @param options One shard only; aborts the listing.
+ * @returns The snapshots, ordered by shard id and then oldest first. Their `localFile` is
+ * empty: nothing is downloaded.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { FileSnapshotStore, listSnapshots } from "../mod.ts";
+ * const store = new FileSnapshotStore({ root: await Deno.makeTempDir() });
+ * assert.deepEqual(await listSnapshots(store, "orders"), []);
+ * ```
+ */
+export async function listSnapshots(
+  store: SnapshotStore,
+  stream: string,
+  options?: ListSnapshotsOptions,
+): Promise<Snapshot[]> {
+  assertName("stream", stream);
+  if (options?.shardId !== undefined) assertName("shard", options.shardId);
+  return await listShardSnapshots(store, stream, options?.shardId, "", options?.signal);
+}
+
 /** Options for {@linkcode ShardSnapshotFinder.downloadLatestSnapshot}. */
-export interface DownloadLatestOptions {
+export interface DownloadLatestOptions extends FindOptions {
   /** When the newest snapshot fails verification, try the next older one (each failure is
    * logged). Defaults to false: a corrupt newest snapshot is an error. */
   fallback?: boolean;
-  /** Aborts the download. */
-  signal?: AbortSignal;
 }
 
 /**
@@ -90,24 +128,27 @@ export class ShardSnapshotFinder {
    * Lists every snapshot of the shard, oldest first (by sequence number, as integers), across
    * every page of the store's listing. Keys that are not snapshots of this shard are ignored.
    *
+   * @param options Aborts the listing.
    * @returns The snapshots, each with the `localFile` a download would write.
    */
-  async findSnapshots(): Promise<Snapshot[]> {
+  async findSnapshots(options?: FindOptions): Promise<Snapshot[]> {
     return await listShardSnapshots(
       this.#store,
       this.stream,
       this.shardId,
       this.localPath,
+      options?.signal,
     );
   }
 
   /**
    * Finds the snapshot with the largest sequence number.
    *
+   * @param options Aborts the listing.
    * @returns The latest snapshot, or `undefined` when there is none.
    */
-  async findLatestSnapshot(): Promise<Snapshot | undefined> {
-    return newest(await this.findSnapshots());
+  async findLatestSnapshot(options?: FindOptions): Promise<Snapshot | undefined> {
+    return newest(await this.findSnapshots(options));
   }
 
   /**
@@ -123,7 +164,7 @@ export class ShardSnapshotFinder {
    */
   async downloadSnapshot(
     snapshot: Snapshot,
-    options?: { signal?: AbortSignal },
+    options?: FindOptions,
   ): Promise<SnapshotMetadata> {
     if (snapshot.stream !== this.stream || snapshot.shardId !== this.shardId) {
       throw new InvalidArgumentError(
@@ -140,13 +181,13 @@ export class ShardSnapshotFinder {
    * Finds and downloads the latest snapshot; with `fallback`, an older one when the latest
    * fails verification.
    *
-   * @param options Whether to fall back to older snapshots.
+   * @param options Whether to fall back to older snapshots; aborts the download.
    * @returns The snapshot downloaded, or `undefined` when the shard has no snapshot.
    */
   async downloadLatestSnapshot(
     options?: DownloadLatestOptions,
   ): Promise<Snapshot | undefined> {
-    const snapshots = await this.findSnapshots();
+    const snapshots = await this.findSnapshots(options);
     let firstError: unknown;
     for (let i = snapshots.length - 1; i >= 0; i--) {
       try {

@@ -75,6 +75,16 @@ export function planGarbageCollection(
   return doomed;
 }
 
+/** Options for {@linkcode collectGarbage}. */
+export interface CollectGarbageOptions extends GarbageCollectionOptions {
+  /** Only this shard. */
+  shardId?: string;
+  /** List what would be deleted; delete nothing. */
+  dryRun?: boolean;
+  /** Aborts the listing and the deletion. */
+  signal?: AbortSignal;
+}
+
 /** What {@linkcode collectGarbage} did. */
 export interface GarbageCollectionResult {
   /** The snapshots deleted (or, in a dry run, that would be). */
@@ -88,7 +98,8 @@ export interface GarbageCollectionResult {
  *
  * @param store The store.
  * @param stream The stream name.
- * @param options What to keep; `shardId` limits it to one shard; `dryRun` deletes nothing.
+ * @param options What to keep; `shardId` limits it to one shard; `dryRun` deletes nothing;
+ * `signal` aborts.
  * @returns What was (or would be) deleted.
  *
  * @example Usage
@@ -101,10 +112,18 @@ export interface GarbageCollectionResult {
 export async function collectGarbage(
   store: SnapshotStore,
   stream: string,
-  options: GarbageCollectionOptions & { shardId?: string; dryRun?: boolean },
+  options: CollectGarbageOptions,
 ): Promise<GarbageCollectionResult> {
-  const snapshots = await listShardSnapshots(store, stream, options.shardId, "");
+  const snapshots = await listShardSnapshots(
+    store,
+    stream,
+    options.shardId,
+    "",
+    options.signal,
+  );
   const deleted = planGarbageCollection(snapshots, options);
-  if (!options.dryRun && deleted.length > 0) await store.delete(deleted.map((s) => s.key));
+  if (!options.dryRun && deleted.length > 0) {
+    await store.delete(deleted.map((s) => s.key), { signal: options.signal });
+  }
   return { deleted, kept: snapshots.length - deleted.length };
 }

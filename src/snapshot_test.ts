@@ -5,11 +5,11 @@ import {
   BOOTSTRAP_SEQUENCE,
   compareSequenceNumbers,
   compareSnapshots,
-  InvalidArgumentError,
   localSnapshotFile,
   parseSnapshotKey,
   snapshotKey,
-} from "../mod.ts";
+} from "./snapshot.ts";
+import { InvalidArgumentError } from "./errors.ts";
 
 const SEQ_A = "49590338271490256608559692538361571095921575989136588898";
 const SEQ_B = "49590338271490256608559692540925702759324208523137515618";

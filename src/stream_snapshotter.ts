@@ -5,12 +5,17 @@
  *
  * @module
  */
+import { anySignal } from "./_signal.ts";
 import { listShardSnapshots } from "./_snapshot_io.ts";
 import { InvalidArgumentError } from "./errors.ts";
 import { listStreamShards, type StreamShard } from "./kinesis/list_shards.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import type { Snapshot } from "./snapshot.ts";
-import { ShardSnapshotter, type ShardSnapshotterOptions } from "./snapshotter.ts";
+import {
+  ShardSnapshotter,
+  type ShardSnapshotterOptions,
+  type SnapshotShardOptions,
+} from "./snapshotter.ts";
 
 /** Which share of the shards one worker takes: shards whose id hashes to `index` mod `count`. */
 export interface WorkerShare {
@@ -114,7 +119,6 @@ export function ownsShard(shardId: string, worker: WorkerShare): boolean {
  */
 export class StreamSnapshotter {
   #options: StreamSnapshotterOptions;
-  #logger: Logger;
   #outcomes: ShardOutcome[] = [];
 
   /**
@@ -139,7 +143,6 @@ export class StreamSnapshotter {
       );
     }
     this.#options = options;
-    this.#logger = options.logger ?? silentLogger;
   }
 
   /** Every shard's outcome in the last {@linkcode snapshotStream} run. */
@@ -150,16 +153,16 @@ export class StreamSnapshotter {
   /**
    * Snapshots this worker's shards of the stream, parents before children.
    *
+   * @param options Aborts this run; nothing more is published.
    * @returns The latest snapshot of every shard handled (snapshotted, or already final).
    * @throws {StreamSnapshotError} When some shard failed; the others are still done.
    */
-  async snapshotStream(): Promise<Snapshot[]> {
+  async snapshotStream(options?: SnapshotShardOptions): Promise<Snapshot[]> {
     const o = this.#options;
-    const log = this.#logger;
-    const shards = await listStreamShards(o.kinesis, o.stream);
-    const known = new Map(shards.map((s) => [s.shardId, s]));
+    const signal = anySignal(o.signal, options?.signal);
+    const shards = await listStreamShards(o.kinesis, o.stream, { signal });
     for (const id of o.shardIds ?? []) {
-      if (!known.has(id)) {
+      if (!shards.some((s) => s.shardId === id)) {
         throw new InvalidArgumentError(
           `Cannot snapshot shard as the stream has no such shard: current value is ${
             JSON.stringify(id)
@@ -168,87 +171,114 @@ export class StreamSnapshotter {
       }
     }
     // One listing of the whole stream's snapshots: the final ones tell which parents are done.
-    const stored = await listShardSnapshots(o.store, o.stream, undefined, o.localPath);
-    const finals = new Map<string, Snapshot>();
-    for (const s of stored) if (s.final) finals.set(s.shardId, s);
-
-    const outcomes = new Map<string, ShardOutcome>();
-    const wanted = shards.filter((s) => !o.shardIds || o.shardIds.includes(s.shardId));
-    const mine: StreamShard[] = [];
-    for (const s of wanted) {
-      if (o.worker && !ownsShard(s.shardId, o.worker)) {
-        outcomes.set(s.shardId, { shardId: s.shardId, status: "other-worker" });
-      } else mine.push(s);
-    }
-    const queue = [...mine];
-    const running = new Set<Promise<void>>();
-    const failedOrWaiting = new Set<string>();
-    // A parent that will not be final in this run: failed, or another worker's and not final.
-    const blocked = (parent: string): boolean =>
-      failedOrWaiting.has(parent) ||
-      (known.has(parent) && !finals.has(parent) && !mine.some((m) => m.shardId === parent));
-    const ready = (s: StreamShard): boolean =>
-      s.parentShards.every((p) => !known.has(p) || finals.has(p));
-
-    const runShard = async (shard: StreamShard): Promise<void> => {
-      try {
-        const parents = shard.parentShards.map((p) => finals.get(p)).filter((p): p is Snapshot =>
-          Boolean(p)
-        );
-        const snapshot = await new ShardSnapshotter({
-          ...o,
-          shardId: shard.shardId,
-          hashKeyRange: shard.hashKeyRange,
-          parents,
-        }).snapshotShard();
-        if (snapshot.final) finals.set(shard.shardId, snapshot);
-        outcomes.set(shard.shardId, { shardId: shard.shardId, status: "done", snapshot });
-      } catch (error) {
-        failedOrWaiting.add(shard.shardId);
-        outcomes.set(shard.shardId, { shardId: shard.shardId, status: "failed", error });
-      }
-    };
-
-    const concurrency = o.concurrency ?? 4;
-    while (queue.length > 0 || running.size > 0) {
-      let started = false;
-      for (let i = 0; i < queue.length && running.size < concurrency;) {
-        const shard = queue[i];
-        if (shard.parentShards.some(blocked)) {
-          // Its parents will not be final in this run: the next run takes it.
-          queue.splice(i, 1);
-          failedOrWaiting.add(shard.shardId);
-          outcomes.set(shard.shardId, { shardId: shard.shardId, status: "waiting" });
-          log.info("child shard waits for its parents' final snapshots", {
-            shard: shard.shardId,
-            parents: shard.parentShards.join(","),
-          });
-          started = true;
-          continue;
-        }
-        if (!ready(shard)) {
-          i++;
-          continue;
-        }
-        queue.splice(i, 1);
-        const task: Promise<void> = runShard(shard).finally(() => running.delete(task));
-        running.add(task);
-        started = true;
-      }
-      if (running.size > 0) await Promise.race(running);
-      else if (!started && queue.length > 0) {
-        // Parents in this run that ended open (not final): their children must wait.
-        for (const shard of queue.splice(0)) {
-          failedOrWaiting.add(shard.shardId);
-          outcomes.set(shard.shardId, { shardId: shard.shardId, status: "waiting" });
-        }
-      }
-    }
-
-    this.#outcomes = wanted.map((s) => outcomes.get(s.shardId)!);
+    const stored = await listShardSnapshots(o.store, o.stream, undefined, o.localPath, signal);
+    const run = new StreamRun({ ...o, signal }, shards, stored.filter((s) => s.final));
+    this.#outcomes = await run.run();
     if (this.#outcomes.some((x) => x.status === "failed")) {
       throw new StreamSnapshotError(this.#outcomes);
     }
     return this.#outcomes.flatMap((x) => (x.snapshot ? [x.snapshot] : []));
+  }
+}
+
+/** One run over a stream's shards: which are this worker's, which are ready, which wait. */
+class StreamRun {
+  #o: StreamSnapshotterOptions;
+  #log: Logger;
+  #known: Map<string, StreamShard>;
+  #wanted: StreamShard[];
+  #mine: StreamShard[] = [];
+  #finals = new Map<string, Snapshot>();
+  #outcomes = new Map<string, ShardOutcome>();
+  /** Shards that will not be final in this run: failed, or waiting for their parents. */
+  #stuck = new Set<string>();
+
+  constructor(options: StreamSnapshotterOptions, shards: StreamShard[], finals: Snapshot[]) {
+    this.#o = options;
+    this.#log = options.logger ?? silentLogger;
+    this.#known = new Map(shards.map((s) => [s.shardId, s]));
+    for (const s of finals) this.#finals.set(s.shardId, s);
+    this.#wanted = shards.filter((s) => !options.shardIds || options.shardIds.includes(s.shardId));
+    for (const s of this.#wanted) {
+      if (options.worker && !ownsShard(s.shardId, options.worker)) {
+        this.#outcomes.set(s.shardId, { shardId: s.shardId, status: "other-worker" });
+      } else this.#mine.push(s);
+    }
+  }
+
+  /** Snapshots every shard of this worker's share, as many at once as allowed. */
+  async run(): Promise<ShardOutcome[]> {
+    const queue = [...this.#mine];
+    const running = new Set<Promise<void>>();
+    const concurrency = this.#o.concurrency ?? 4;
+    while (queue.length > 0 || running.size > 0) {
+      const started = this.#startReady(queue, running, concurrency);
+      if (running.size > 0) await Promise.race(running);
+      else if (!started && queue.length > 0) {
+        // Parents in this run that ended open (not final): their children must wait.
+        for (const shard of queue.splice(0)) this.#wait(shard);
+      }
+    }
+    return this.#wanted.map((s) => this.#outcomes.get(s.shardId)!);
+  }
+
+  /** Starts the queued shards whose parents are final; drops those that cannot be. */
+  #startReady(queue: StreamShard[], running: Set<Promise<void>>, concurrency: number): boolean {
+    let started = false;
+    for (let i = 0; i < queue.length && running.size < concurrency;) {
+      const shard = queue[i];
+      if (shard.parentShards.some((p) => this.#blocked(p))) {
+        // Its parents will not be final in this run: the next run takes it.
+        queue.splice(i, 1);
+        this.#wait(shard);
+        started = true;
+      } else if (!this.#ready(shard)) {
+        i++;
+      } else {
+        queue.splice(i, 1);
+        const task: Promise<void> = this.#runShard(shard).finally(() => running.delete(task));
+        running.add(task);
+        started = true;
+      }
+    }
+    return started;
+  }
+
+  /** A parent that will not be final in this run: stuck, or another worker's and not final. */
+  #blocked(parent: string): boolean {
+    return this.#stuck.has(parent) ||
+      (this.#known.has(parent) && !this.#finals.has(parent) &&
+        !this.#mine.some((m) => m.shardId === parent));
+  }
+
+  #ready(shard: StreamShard): boolean {
+    return shard.parentShards.every((p) => !this.#known.has(p) || this.#finals.has(p));
+  }
+
+  #wait(shard: StreamShard): void {
+    this.#stuck.add(shard.shardId);
+    this.#outcomes.set(shard.shardId, { shardId: shard.shardId, status: "waiting" });
+    this.#log.info("child shard waits for its parents' final snapshots", {
+      shard: shard.shardId,
+      parents: shard.parentShards.join(","),
+    });
+  }
+
+  async #runShard(shard: StreamShard): Promise<void> {
+    const parents = shard.parentShards.map((p) => this.#finals.get(p))
+      .filter((p): p is Snapshot => Boolean(p));
+    try {
+      const snapshot = await new ShardSnapshotter({
+        ...this.#o,
+        shardId: shard.shardId,
+        hashKeyRange: shard.hashKeyRange,
+        parents,
+      }).snapshotShard();
+      if (snapshot.final) this.#finals.set(shard.shardId, snapshot);
+      this.#outcomes.set(shard.shardId, { shardId: shard.shardId, status: "done", snapshot });
+    } catch (error) {
+      this.#stuck.add(shard.shardId);
+      this.#outcomes.set(shard.shardId, { shardId: shard.shardId, status: "failed", error });
+    }
   }
 }

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { listShardSnapshots, newest } from "../_snapshot_io.ts";
+import { ShardSnapshotFinder } from "../finder.ts";
 import { assertName } from "../snapshot.ts";
 import { formatBytes, out, outJson, outTable, parse, required } from "./_common.ts";
 import { openCliStore, snapshotJson, STORE_HELP, STORE_OPTIONS } from "./_store.ts";
@@ -34,7 +34,8 @@ export async function run(args: string[]): Promise<number> {
   const stream = assertName("stream", required(values, "stream", "latest"));
   const shard = assertName("shard", required(values, "shard", "latest"));
   const store = await openCliStore(values, "latest");
-  const latest = newest(await listShardSnapshots(store, stream, shard, ""));
+  const finder = new ShardSnapshotFinder({ store, stream, shardId: shard, localPath: "." });
+  const latest = await finder.findLatestSnapshot();
   if (!latest) {
     throw new Error(
       `Cannot find a snapshot as the shard has none in ${store.url}: current value is "${stream}/${shard}"`,

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { listShardSnapshots } from "../_snapshot_io.ts";
+import { listSnapshots } from "../finder.ts";
 import { assertName } from "../snapshot.ts";
 import { formatBytes, out, outJson, outTable, parse, required } from "./_common.ts";
 import { openCliStore, snapshotJson, STORE_HELP, STORE_OPTIONS } from "./_store.ts";
@@ -36,7 +36,7 @@ export async function run(args: string[]): Promise<number> {
     ? undefined
     : assertName("shard", values.shard as string);
   const store = await openCliStore(values, "list");
-  const snapshots = await listShardSnapshots(store, stream, shard, "");
+  const snapshots = await listSnapshots(store, stream, { shardId: shard });
   if (values.json) outJson(snapshots.map(snapshotJson));
   else {
     outTable(

@@ -10,7 +10,10 @@ import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { InvalidArgumentError } from "../errors.ts";
 import {
+  type DeleteOptions,
+  type DownloadOptions,
   type DownloadResult,
+  type ListOptions,
   ObjectExistsError,
   type PutOptions,
   type SnapshotStore,
@@ -80,17 +83,20 @@ export class FileSnapshotStore implements SnapshotStore {
    * Lists every stored object whose key starts with `prefix`.
    *
    * @param prefix The key prefix.
+   * @param options Aborts the listing.
    * @returns The objects.
    */
-  async *list(prefix: string): AsyncIterable<StoredObject> {
-    yield* this.#walk(this.root, "", prefix);
+  async *list(prefix: string, options?: ListOptions): AsyncIterable<StoredObject> {
+    yield* this.#walk(this.root, "", prefix, options?.signal);
   }
 
   async *#walk(
     dir: string,
     keyPrefix: string,
     prefix: string,
+    signal?: AbortSignal,
   ): AsyncIterable<StoredObject> {
+    signal?.throwIfAborted();
     let entries: Deno.DirEntry[];
     try {
       entries = await Array.fromAsync(Deno.readDir(dir));
@@ -105,7 +111,7 @@ export class FileSnapshotStore implements SnapshotStore {
       if (entry.isDirectory) {
         const sub = key + "/";
         if (sub.startsWith(prefix) || prefix.startsWith(sub)) {
-          yield* this.#walk(join(dir, entry.name), sub, prefix);
+          yield* this.#walk(join(dir, entry.name), sub, prefix, signal);
         }
       } else if (
         entry.isFile && !entry.name.endsWith(META_SUFFIX) &&
@@ -176,9 +182,11 @@ export class FileSnapshotStore implements SnapshotStore {
    *
    * @param key The key.
    * @param file The local file to write.
+   * @param options Aborts the download.
    * @returns The metadata and size.
    */
-  async download(key: string, file: string): Promise<DownloadResult> {
+  async download(key: string, file: string, options?: DownloadOptions): Promise<DownloadResult> {
+    options?.signal?.throwIfAborted();
     const source = this.#path(key);
     let metadata: Record<string, string> = {};
     try {
@@ -190,6 +198,7 @@ export class FileSnapshotStore implements SnapshotStore {
       ) throw error;
     }
     await Deno.copyFile(source, file);
+    options?.signal?.throwIfAborted();
     const { size } = await Deno.stat(file);
     return { metadata, size };
   }
@@ -198,9 +207,11 @@ export class FileSnapshotStore implements SnapshotStore {
    * Deletes objects (and their metadata); missing keys are ignored.
    *
    * @param keys The keys to delete.
+   * @param options Aborts the deletion between keys.
    */
-  async delete(keys: string[]): Promise<void> {
+  async delete(keys: string[], options?: DeleteOptions): Promise<void> {
     for (const key of keys) {
+      options?.signal?.throwIfAborted();
       const path = this.#path(key);
       for (const p of [path + META_SUFFIX, path]) {
         await Deno.remove(p).catch((error) => {

@@ -5,20 +5,15 @@
  *
  * @module
  */
-import {
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  paginateListObjectsV2,
-  type S3Client,
-} from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
+import type { GetObjectCommandOutput, S3Client } from "@aws-sdk/client-s3";
+import type { S3ClientLike } from "../aws_client.ts";
 import { createReadStream } from "node:fs";
-import type { AwsClient } from "../aws_client.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import {
+  type DeleteOptions,
   type DownloadOptions,
   type DownloadResult,
+  type ListOptions,
   ObjectExistsError,
   type PutOptions,
   type SnapshotStore,
@@ -28,8 +23,9 @@ import {
 /** Options for {@linkcode S3SnapshotStore}. */
 export interface S3SnapshotStoreOptions {
   /** The S3 client, an `S3Client` (region, credentials and endpoint come from the standard
-   * chain). */
-  client: AwsClient;
+   * chain). Its own retries (`maxAttempts`, standard mode) are the retry budget of every S3
+   * call: streambolt adds no retry loop around them. */
+  client: S3ClientLike;
   /** The bucket name. */
   bucket: string;
   /** A key prefix for every snapshot, e.g. `"snapshots"`; no leading or trailing `/` needed. */
@@ -48,6 +44,18 @@ export interface S3SnapshotStoreOptions {
 }
 
 const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+
+let sdk:
+  | Promise<[typeof import("@aws-sdk/client-s3"), typeof import("@aws-sdk/lib-storage")]>
+  | undefined;
+
+/** The S3 SDK and lib-storage, loaded on first use, so that importing streambolt for a file
+ * store never loads them. */
+function s3Sdk(): Promise<
+  [typeof import("@aws-sdk/client-s3"), typeof import("@aws-sdk/lib-storage")]
+> {
+  return sdk ??= Promise.all([import("@aws-sdk/client-s3"), import("@aws-sdk/lib-storage")]);
+}
 
 /**
  * Keeps snapshots in an S3 bucket under an optional prefix.
@@ -71,7 +79,7 @@ export class S3SnapshotStore implements SnapshotStore {
   readonly prefix: string;
   /** An `s3://bucket/prefix` URL naming the store. */
   readonly url: string;
-  #client: S3Client;
+  #client: S3ClientLike;
   #partSize: number;
   #concurrency: number;
   #options: S3SnapshotStoreOptions;
@@ -93,7 +101,7 @@ export class S3SnapshotStore implements SnapshotStore {
     this.bucket = options.bucket;
     this.prefix = trimmed === "" ? "" : `${trimmed}/`;
     this.url = `s3://${this.bucket}/${trimmed}`;
-    this.#client = options.client as S3Client;
+    this.#client = options.client;
     this.#partSize = Math.max(
       5 * 1024 * 1024,
       options.partSize ?? DEFAULT_PART_SIZE,
@@ -106,15 +114,22 @@ export class S3SnapshotStore implements SnapshotStore {
    * Lists every object under the store's prefix plus `prefix`, following every page.
    *
    * @param prefix The key prefix, relative to the store's prefix.
+   * @param options Aborts the listing.
    * @returns The objects, keys relative to the store's prefix.
    */
-  async *list(prefix: string): AsyncIterable<StoredObject> {
-    const pages = paginateListObjectsV2({ client: this.#client }, {
-      Bucket: this.bucket,
-      Prefix: this.prefix + prefix,
-      ExpectedBucketOwner: this.#options.expectedBucketOwner,
-    });
-    for await (const page of pages) {
+  async *list(prefix: string, options?: ListOptions): AsyncIterable<StoredObject> {
+    const [{ ListObjectsV2Command }] = await s3Sdk();
+    let token: string | undefined;
+    do {
+      const page = await this.#client.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: this.prefix + prefix,
+          ContinuationToken: token,
+          ExpectedBucketOwner: this.#options.expectedBucketOwner,
+        }),
+        { abortSignal: options?.signal },
+      );
       for (const object of page.Contents ?? []) {
         if (!object.Key?.startsWith(this.prefix)) continue;
         yield {
@@ -123,7 +138,8 @@ export class S3SnapshotStore implements SnapshotStore {
           lastModified: object.LastModified,
         };
       }
-    }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
   }
 
   /**
@@ -134,12 +150,14 @@ export class S3SnapshotStore implements SnapshotStore {
    * @param options Metadata and upload options.
    */
   async put(key: string, file: string, options: PutOptions): Promise<void> {
+    const [, { Upload }] = await s3Sdk();
     const abortController = new AbortController();
     const onAbort = () => abortController.abort();
     options.signal?.addEventListener("abort", onAbort, { once: true });
     const { size } = await Deno.stat(file);
     const upload = new Upload({
-      client: this.#client,
+      // lib-storage needs the whole client; S3ClientLike documents that it is an S3Client.
+      client: this.#client as unknown as S3Client,
       partSize: this.#partSize,
       queueSize: this.#concurrency,
       leavePartsOnError: false,
@@ -180,7 +198,8 @@ export class S3SnapshotStore implements SnapshotStore {
   }
 
   /**
-   * Downloads an object to a file; large objects in parallel byte ranges.
+   * Downloads an object to a file: one GET for an object of up to one part, then the other
+   * parts in parallel byte ranges, each pinned to the first response's ETag.
    *
    * @param key The key, relative to the store's prefix.
    * @param file The local file to write.
@@ -192,64 +211,68 @@ export class S3SnapshotStore implements SnapshotStore {
     file: string,
     options?: DownloadOptions,
   ): Promise<DownloadResult> {
-    const head = await this.#client.send(
-      new HeadObjectCommand({
-        Bucket: this.bucket,
-        Key: this.prefix + key,
-        ExpectedBucketOwner: this.#options.expectedBucketOwner,
-      }),
-      { abortSignal: options?.signal },
-    );
-    const size = head.ContentLength ?? 0;
-    const metadata = head.Metadata ?? {};
-    const ranges: Array<string | undefined> = [];
-    for (let start = 0; start < size; start += this.#partSize) {
-      ranges.push(`bytes=${start}-${Math.min(size, start + this.#partSize) - 1}`);
+    const signal = options?.signal;
+    const handle = await Deno.open(file, { write: true, create: true, truncate: true });
+    let first: GetObjectCommandOutput;
+    try {
+      first = await this.#get(key, `bytes=0-${this.#partSize - 1}`, undefined, signal)
+        .catch((error) => {
+          // An empty object has no byte 0: ask for it whole.
+          if ((error as { name?: string }).name !== "InvalidRange") throw error;
+          return this.#get(key, undefined, undefined, signal);
+        });
+      await writeBody(handle, first);
+    } finally {
+      handle.close();
     }
-    if (ranges.length <= 1) ranges.splice(0, ranges.length, undefined);
-    (await Deno.open(file, { write: true, create: true, truncate: true })).close();
-    // Each worker writes through its own handle, so seeks never interleave. IfMatch pins every
-    // range to the version the HEAD saw.
-    let next = 0;
+    const size = Number(/\/(\d+)$/.exec(first.ContentRange ?? "")?.[1] ?? first.ContentLength ?? 0);
+    const starts: number[] = [];
+    for (let start = this.#partSize; start < size; start += this.#partSize) starts.push(start);
+    // Each worker writes through its own handle, so seeks never interleave.
     const worker = async () => {
       const handle = await Deno.open(file, { write: true });
       try {
-        while (next < ranges.length) {
-          const index = next++;
-          const response = await this.#client.send(
-            new GetObjectCommand({
-              Bucket: this.bucket,
-              Key: this.prefix + key,
-              Range: ranges[index],
-              IfMatch: head.ETag,
-              ExpectedBucketOwner: this.#options.expectedBucketOwner,
-            }),
-            { abortSignal: options?.signal },
-          );
-          if (!response.Body) continue;
-          await handle.seek(index * this.#partSize, Deno.SeekMode.Start);
-          // A Node stream (NodeHttpHandler) or a web stream (fetch): both iterate.
-          for await (const chunk of response.Body as unknown as AsyncIterable<Uint8Array>) {
-            let written = 0;
-            while (written < chunk.length) written += await handle.write(chunk.subarray(written));
-          }
+        for (let start = starts.shift(); start !== undefined; start = starts.shift()) {
+          const end = Math.min(size, start + this.#partSize) - 1;
+          const part = await this.#get(key, `bytes=${start}-${end}`, first.ETag, signal);
+          await handle.seek(start, Deno.SeekMode.Start);
+          await writeBody(handle, part);
         }
       } finally {
         handle.close();
       }
     };
-    await Promise.all(
-      Array.from({ length: Math.min(this.#concurrency, ranges.length) }, worker),
+    await Promise.all(Array.from({ length: Math.min(this.#concurrency, starts.length) }, worker));
+    return { metadata: first.Metadata ?? {}, size };
+  }
+
+  async #get(
+    key: string,
+    range: string | undefined,
+    ifMatch: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<GetObjectCommandOutput> {
+    const [{ GetObjectCommand }] = await s3Sdk();
+    return await this.#client.send(
+      new GetObjectCommand({
+        Bucket: this.bucket,
+        Key: this.prefix + key,
+        Range: range,
+        IfMatch: ifMatch,
+        ExpectedBucketOwner: this.#options.expectedBucketOwner,
+      }),
+      { abortSignal: signal },
     );
-    return { metadata, size };
   }
 
   /**
    * Deletes objects, at most 1,000 per request.
    *
    * @param keys Keys relative to the store's prefix.
+   * @param options Aborts the deletion between requests.
    */
-  async delete(keys: string[]): Promise<void> {
+  async delete(keys: string[], options?: DeleteOptions): Promise<void> {
+    const [{ DeleteObjectsCommand }] = await s3Sdk();
     for (let i = 0; i < keys.length; i += 1000) {
       const chunk = keys.slice(i, i + 1000);
       const result = await this.#client.send(
@@ -261,6 +284,7 @@ export class S3SnapshotStore implements SnapshotStore {
           },
           ExpectedBucketOwner: this.#options.expectedBucketOwner,
         }),
+        { abortSignal: options?.signal },
       );
       const failed = result.Errors?.[0];
       if (failed) {
@@ -269,5 +293,15 @@ export class S3SnapshotStore implements SnapshotStore {
         );
       }
     }
+  }
+}
+
+/** Writes a GET response's body at the handle's position. */
+async function writeBody(handle: Deno.FsFile, response: GetObjectCommandOutput): Promise<void> {
+  if (!response.Body) return;
+  // A Node stream (NodeHttpHandler) or a web stream (fetch): both iterate.
+  for await (const chunk of response.Body as unknown as AsyncIterable<Uint8Array>) {
+    let written = 0;
+    while (written < chunk.length) written += await handle.write(chunk.subarray(written));
   }
 }

@@ -42,6 +42,18 @@ export interface DownloadOptions {
   signal?: AbortSignal;
 }
 
+/** Options for {@linkcode SnapshotStore.list}. */
+export interface ListOptions {
+  /** Aborts the listing. */
+  signal?: AbortSignal;
+}
+
+/** Options for {@linkcode SnapshotStore.delete}. */
+export interface DeleteOptions {
+  /** Aborts the deletion (keys already deleted stay deleted). */
+  signal?: AbortSignal;
+}
+
 /** Where snapshots are kept. Keys are `/`-separated and relative to the store's root. */
 export interface SnapshotStore {
   /** A URL that names the store, for logs and errors (never holds credentials). */
@@ -50,9 +62,10 @@ export interface SnapshotStore {
    * Lists every object whose key starts with `prefix`, across all pages.
    *
    * @param prefix The key prefix.
+   * @param options Aborts the listing.
    * @returns The objects, in no guaranteed order.
    */
-  list(prefix: string): AsyncIterable<StoredObject>;
+  list(prefix: string, options?: ListOptions): AsyncIterable<StoredObject>;
   /**
    * Publishes a local file under a key, whole or not at all.
    *
@@ -78,8 +91,9 @@ export interface SnapshotStore {
    * Deletes objects; keys that do not exist are ignored.
    *
    * @param keys The keys to delete.
+   * @param options Aborts the deletion.
    */
-  delete(keys: string[]): Promise<void>;
+  delete(keys: string[], options?: DeleteOptions): Promise<void>;
 }
 
 /** Thrown by {@linkcode SnapshotStore.put} when `ifNoneMatch` is set and the key exists. */

@@ -5,7 +5,7 @@
  */
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { AwsClient } from "../aws_client.ts";
+import type { S3ClientLike } from "../aws_client.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import { FileSnapshotStore } from "./file_store.ts";
 import { S3SnapshotStore, type S3SnapshotStoreOptions } from "./s3_store.ts";
@@ -68,7 +68,7 @@ export function parseStoreUrl(url: string): StoreLocation {
 /** Options for {@linkcode openStore}. */
 export interface OpenStoreOptions {
   /** Makes the S3 client, only called for `s3://` URLs (so file stores never load it). */
-  s3Client?: () => AwsClient | Promise<AwsClient>;
+  s3Client?: () => S3ClientLike | Promise<S3ClientLike>;
   /** Extra settings for an S3 store (encryption, bucket owner, part size). */
   s3?: Omit<S3SnapshotStoreOptions, "client" | "bucket" | "prefix">;
 }
