@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { permissionFlags, tasks } from "./support/cli.ts";
+import { join } from "node:path";
+import { type CliResult, permissionFlags, runCli, tasks } from "./support/cli.ts";
 
 /** The shell commands in the ```sh blocks of cli.ts's module doc, continuation lines joined. */
 async function docCommands(): Promise<string[]> {
@@ -49,5 +50,50 @@ Deno.test("no task relies on a deno.json permission set", async () => {
   ) as { permissions?: unknown; tasks: Record<string, string> };
   for (const [name, task] of Object.entries(config.tasks)) {
     assert.doesNotMatch(task, /(^|\s)(-P|--permission-set)(=|\s|$)/, `task ${name}`);
+  }
+});
+
+/** The one stderr line of a failed run, asserting exit status 2 (bad usage). */
+function usageErrorLine(result: CliResult): string {
+  assert.equal(result.code, 2, `exit ${result.code}\nstderr: ${result.stderr}`);
+  const lines = result.stderr.trim().split("\n");
+  assert.equal(lines.length, 1, `one line on stderr, got:\n${result.stderr}`);
+  assert.match(lines[0], /^streambolt: error: /);
+  return lines[0];
+}
+
+/** Runs `streambolt snapshot` with a file store in a fresh working directory. */
+async function snapshotWithGenerator(generator: string, cwd: string): Promise<CliResult> {
+  return await runCli(
+    ["snapshot", "--stream", "orders", "--store", "./snaps", "--generator", generator],
+    { cwd },
+  );
+}
+
+Deno.test("snapshot --generator outside the readable directory says read permission was denied", async () => {
+  const cwd = await Deno.makeTempDir({ prefix: "streambolt-cwd-" });
+  const outside = await Deno.makeTempDir({ prefix: "streambolt-outside-" });
+  try {
+    const generator = join(outside, "gen.ts");
+    await Deno.writeTextFile(generator, "export default { onRecords() {} };\n");
+    const line = usageErrorLine(await snapshotWithGenerator(generator, cwd));
+    assert.ok(line.includes(JSON.stringify(generator)), line);
+    assert.match(line, /read permission/);
+    assert.match(line, /--allow-read/);
+    assert.doesNotMatch(line, /not .*an existing file/);
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+    await Deno.remove(outside, { recursive: true });
+  }
+});
+
+Deno.test("snapshot --generator naming a missing file says it does not exist", async () => {
+  const cwd = await Deno.makeTempDir({ prefix: "streambolt-cwd-" });
+  try {
+    const line = usageErrorLine(await snapshotWithGenerator("./nope.ts", cwd));
+    assert.ok(line.includes('"./nope.ts"'), line);
+    assert.match(line, /not kv, log or an existing file/);
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
   }
 });

@@ -49,6 +49,18 @@ ${STORE_HELP}
   -v, --verbose               debug logs
   -h, --help                  this help`;
 
+/** Why `--generator PATH` cannot be read, from the error `Deno.stat` threw. */
+function unreadableReason(error: unknown): string {
+  if (error instanceof Deno.errors.NotCapable) {
+    return "read permission was denied (the CLI reads only under the working directory: " +
+      "move the module there, or add its path to --allow-read)";
+  }
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return "the file system denied reading it";
+  }
+  return "it is not kv, log or an existing file";
+}
+
 /** Loads the generator named by `--generator`. */
 export async function loadGenerator(spec: string): Promise<SnapshotGenerator> {
   if (spec === "kv") return kvGenerator();
@@ -56,11 +68,12 @@ export async function loadGenerator(spec: string): Promise<SnapshotGenerator> {
   const path = resolve(spec);
   try {
     await Deno.stat(path);
-  } catch {
+  } catch (error) {
     throw new UsageError(
-      `Cannot load generator as it is not kv, log or an existing file: current value is ${
+      `Cannot load generator as ${unreadableReason(error)}: current value is ${
         JSON.stringify(spec)
       }`,
+      { cause: error },
     );
   }
   const module = await import(pathToFileURL(path).href);
