@@ -3,8 +3,20 @@
  * the command (loading only what that command needs) and maps errors to one line on stderr
  * and an exit status: 0 success, 1 failure, 2 bad usage.
  *
+ * From JSR, run it with the flags of the `cli` task in this package's deno.json (the same flags
+ * the release binaries carry): the network for AWS endpoints, instance and container
+ * credentials and local emulators; reads of the working directory, the shared AWS config and
+ * the EKS token folders; writes to the working directory only; the environment the AWS SDK
+ * reads. To reach another S3-compatible host or directory, add it to the matching flag.
+ *
  * ```sh
- * deno run -P jsr:@streambolt/streambolt/cli snapshot --stream orders --store s3://bucket/snaps
+ * deno run --v8-flags=--optimize-for-size \
+ *   --allow-net='*.amazonaws.com,*.amazonaws.com.cn,*.api.aws,169.254.169.254,169.254.170.2,169.254.170.23,127.0.0.1,localhost' \
+ *   --allow-read=".,$HOME/.aws,/var/run/secrets/eks.amazonaws.com/serviceaccount,/var/run/secrets/pods.eks.amazonaws.com/serviceaccount" \
+ *   --allow-write=. \
+ *   --allow-env='AWS_*,HOME,USERPROFILE,HOMEPATH,HOMEDRIVE,_X_AMZN_TRACE_ID,JOB_COMPLETION_INDEX,NO_COLOR,TERM' \
+ *   --allow-sys=osRelease \
+ *   jsr:@streambolt/streambolt/cli snapshot --stream orders --store s3://bucket/snaps
  * ```
  *
  * @module

@@ -7,7 +7,7 @@
  * @module
  */
 import { KinesisClient } from "@aws-sdk/client-kinesis";
-import { S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 
 function handler(): NodeHttpHandler {
@@ -40,9 +40,11 @@ export function needsPathStyle(endpoint: string | undefined): boolean {
 
 /**
  * An S3 client with request timeouts and the right addressing style. Its standard retries (10
- * attempts) are the one retry budget of each S3 call: streambolt adds no loop around them.
+ * attempts) are the one retry budget of each S3 call: streambolt adds no loop around them. The
+ * S3 SDK is loaded here, on first use, so that Kinesis-only and file-store runs skip it.
  */
-export function makeS3Client(pathStyle?: boolean): S3Client {
+export async function makeS3Client(pathStyle?: boolean): Promise<S3Client> {
+  const { S3Client } = await import("@aws-sdk/client-s3");
   const endpoint = Deno.env.get("AWS_ENDPOINT_URL_S3") ?? Deno.env.get("AWS_ENDPOINT_URL");
   return new S3Client({
     requestHandler: handler(),

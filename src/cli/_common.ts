@@ -13,9 +13,10 @@ export class UsageError extends Error {
    * Creates the error.
    *
    * @param message What is wrong, naming the bad value.
+   * @param options The underlying error, as `cause`.
    */
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = "UsageError";
   }
 }

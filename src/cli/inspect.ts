@@ -108,8 +108,131 @@ function open(file: string): DatabaseSync {
   }
 }
 
-/** Runs the command. */
-export function run(args: string[]): Promise<number> {
+/** What one `inspect` run asks for, shared by every file it looks at. */
+interface Request {
+  values: Record<string, unknown>;
+  /** The table for --keys and --get. */
+  table: string;
+  limit: number;
+  json: boolean;
+  /** Whether more than one file was given (text output then names each file). */
+  many: boolean;
+}
+
+/** `--count TABLE`: the table's row count. */
+function countRows(db: DatabaseSync, file: string, request: Request): Row[] {
+  const name = request.values.count as string;
+  keyColumn(db, name, file);
+  const { n } = db.prepare(`SELECT count(*) AS n FROM ${quoteIdent(name)}`).get() as {
+    n: number;
+  };
+  if (request.json) return [{ file, table: name, count: n }];
+  out(request.many ? `${file}\t${n}` : String(n));
+  return [];
+}
+
+/** `--keys PREFIX`: the keys of the table that start with PREFIX. */
+function listKeys(db: DatabaseSync, file: string, request: Request): Row[] {
+  const { table } = request;
+  const key = keyColumn(db, table, file);
+  const prefix = request.values.keys as string;
+  const rows = db.prepare(
+    `SELECT ${quoteIdent(key)} AS key FROM ${quoteIdent(table)}
+     WHERE substr(${quoteIdent(key)}, 1, ?) = ? ORDER BY 1 LIMIT ?`,
+  ).all(prefix.length, prefix, request.limit) as Row[];
+  if (request.json) return rows.map((r) => ({ file, key: jsonValue(r.key) }));
+  for (const r of rows) out(cell(r.key));
+  return [];
+}
+
+/** `--get KEY`: the row of the table whose key is KEY. */
+function getRow(db: DatabaseSync, file: string, request: Request): Row[] {
+  const { table } = request;
+  const key = keyColumn(db, table, file);
+  const row = db.prepare(
+    `SELECT * FROM ${quoteIdent(table)} WHERE ${quoteIdent(key)} = ?`,
+  ).get(request.values.get as string) as Row | undefined;
+  if (!row) {
+    throw new Error(
+      `Cannot get key as ${file} table ${table} has no such key: current value is ${
+        JSON.stringify(request.values.get)
+      }`,
+    );
+  }
+  if (request.json) return [{ file, ...row }];
+  for (const [k, v] of Object.entries(row)) out(`${k}\t${cell(v)}`);
+  return [];
+}
+
+/** `--sql QUERY`: at most --limit rows of a read-only query. */
+function runQuery(db: DatabaseSync, file: string, request: Request): Row[] {
+  const rows: Row[] = [];
+  try {
+    const statement = db.prepare(request.values.sql as string);
+    for (const row of statement.iterate() as Iterable<Row>) {
+      rows.push(row);
+      if (rows.length >= request.limit) break;
+    }
+    // iterate() yields nothing, silently, when a step fails (such as a write refused by
+    // the read-only connection); all() reports the error, and costs nothing when empty.
+    if (rows.length === 0) statement.all();
+  } catch (error) {
+    throw new Error(
+      `Cannot run query on ${file} (${(error as Error).message}): current value is ${
+        JSON.stringify(request.values.sql)
+      }`,
+    );
+  }
+  if (request.json) return rows.map((r) => ({ file, ...r }));
+  printRows(rows, false);
+  return [];
+}
+
+/** No query option: the snapshot's metadata and its tables with row counts. */
+function summarize(db: DatabaseSync, file: string, request: Request): Row[] {
+  const meta = readSnapshotMetadata(db);
+  const counts = tables(db).map((name) => ({
+    table: name,
+    rows: (db.prepare(`SELECT count(*) AS n FROM ${quoteIdent(name)}`).get() as {
+      n: number;
+    }).n,
+  }));
+  if (request.json) return [{ file, metadata: meta ?? null, tables: counts }];
+  out(`file: ${file}`);
+  if (meta) {
+    out(`stream: ${meta.stream}`);
+    out(`shard: ${meta.shardId}`);
+    out(`sequence number: ${meta.sequenceNumber}`);
+    out(`records applied: ${meta.recordsApplied}`);
+    out(`final: ${meta.final ? "yes" : "no"}`);
+    if (meta.childShards.length) {
+      out(`child shards: ${meta.childShards.map((c) => c.shardId).join(", ")}`);
+    }
+    out(`created: ${meta.createdAt}`);
+    out(`updated: ${meta.updatedAt}`);
+    out(`format version: ${meta.formatVersion}`);
+  } else out("metadata: none (not a streambolt snapshot)");
+  outTable(["TABLE", "ROWS"], counts.map((c) => [c.table, String(c.rows)]));
+  return [];
+}
+
+/** Looks inside one file as asked; prints text output, returns the rows for --json. */
+function inspectFile(file: string, request: Request): Row[] {
+  const { values } = request;
+  const db = open(file);
+  try {
+    if (values.count !== undefined) return countRows(db, file, request);
+    if (values.keys !== undefined) return listKeys(db, file, request);
+    if (values.get !== undefined) return getRow(db, file, request);
+    if (values.sql !== undefined) return runQuery(db, file, request);
+    return summarize(db, file, request);
+  } finally {
+    db.close();
+  }
+}
+
+/** Parses the arguments into the files and the request; `undefined` for --help. */
+function parseRequest(args: string[]): { files: string[]; request: Request } | undefined {
   const { values, positionals } = parse("inspect", args, {
     count: { type: "string" },
     keys: { type: "string" },
@@ -118,16 +241,11 @@ export function run(args: string[]): Promise<number> {
     sql: { type: "string" },
     limit: { type: "string" },
   }, true);
-  if (values.help) {
-    out(HELP);
-    return Promise.resolve(0);
-  }
+  if (values.help) return undefined;
   if (positionals.length === 0) {
     throw new UsageError('Cannot run "inspect" as no FILE was given: current value is []');
   }
   const limit = wholeNumber("limit", values.limit as string | undefined, 1) ?? 100;
-  const json = Boolean(values.json);
-  const table = (values.table as string | undefined) ?? "kv";
   const modes = ["count", "keys", "get", "sql"].filter((m) => values[m] !== undefined);
   if (modes.length > 1) {
     throw new UsageError(
@@ -136,96 +254,29 @@ export function run(args: string[]): Promise<number> {
       }`,
     );
   }
-  const results: Row[] = [];
-  for (const file of positionals) {
-    const db = open(file);
-    try {
-      if (values.count !== undefined) {
-        const name = values.count as string;
-        keyColumn(db, name, file);
-        const { n } = db.prepare(`SELECT count(*) AS n FROM ${quoteIdent(name)}`).get() as {
-          n: number;
-        };
-        if (json) results.push({ file, table: name, count: n });
-        else out(positionals.length > 1 ? `${file}\t${n}` : String(n));
-      } else if (values.keys !== undefined) {
-        const key = keyColumn(db, table, file);
-        const prefix = values.keys as string;
-        const rows = db.prepare(
-          `SELECT ${quoteIdent(key)} AS key FROM ${quoteIdent(table)}
-           WHERE substr(${quoteIdent(key)}, 1, ?) = ? ORDER BY 1 LIMIT ?`,
-        ).all(prefix.length, prefix, limit) as Row[];
-        if (json) results.push(...rows.map((r) => ({ file, key: jsonValue(r.key) })));
-        else for (const r of rows) out(cell(r.key));
-      } else if (values.get !== undefined) {
-        const key = keyColumn(db, table, file);
-        const row = db.prepare(
-          `SELECT * FROM ${quoteIdent(table)} WHERE ${quoteIdent(key)} = ?`,
-        ).get(values.get as string) as Row | undefined;
-        if (!row) {
-          throw new Error(
-            `Cannot get key as ${file} table ${table} has no such key: current value is ${
-              JSON.stringify(values.get)
-            }`,
-          );
-        }
-        if (json) results.push({ file, ...row });
-        else for (const [k, v] of Object.entries(row)) out(`${k}\t${cell(v)}`);
-      } else if (values.sql !== undefined) {
-        let rows: Row[];
-        try {
-          const statement = db.prepare(values.sql as string);
-          rows = [];
-          for (const row of statement.iterate() as Iterable<Row>) {
-            rows.push(row);
-            if (rows.length >= limit) break;
-          }
-          // iterate() yields nothing, silently, when a step fails (such as a write refused by
-          // the read-only connection); all() reports the error, and costs nothing when empty.
-          if (rows.length === 0) statement.all();
-        } catch (error) {
-          throw new Error(
-            `Cannot run query on ${file} (${(error as Error).message}): current value is ${
-              JSON.stringify(values.sql)
-            }`,
-          );
-        }
-        if (json) results.push(...rows.map((r) => ({ file, ...r })));
-        else printRows(rows, false);
-      } else {
-        const meta = readSnapshotMetadata(db);
-        const counts = tables(db).map((name) => ({
-          table: name,
-          rows: (db.prepare(`SELECT count(*) AS n FROM ${quoteIdent(name)}`).get() as {
-            n: number;
-          }).n,
-        }));
-        if (json) results.push({ file, metadata: meta ?? null, tables: counts });
-        else {
-          out(`file: ${file}`);
-          if (meta) {
-            out(`stream: ${meta.stream}`);
-            out(`shard: ${meta.shardId}`);
-            out(`sequence number: ${meta.sequenceNumber}`);
-            out(`records applied: ${meta.recordsApplied}`);
-            out(`final: ${meta.final ? "yes" : "no"}`);
-            if (meta.childShards.length) {
-              out(`child shards: ${meta.childShards.map((c) => c.shardId).join(", ")}`);
-            }
-            out(`created: ${meta.createdAt}`);
-            out(`updated: ${meta.updatedAt}`);
-            out(`format version: ${meta.formatVersion}`);
-          } else out("metadata: none (not a streambolt snapshot)");
-          outTable(["TABLE", "ROWS"], counts.map((c) => [c.table, String(c.rows)]));
-        }
-      }
-    } finally {
-      db.close();
-    }
+  const request: Request = {
+    values,
+    table: (values.table as string | undefined) ?? "kv",
+    limit,
+    json: Boolean(values.json),
+    many: positionals.length > 1,
+  };
+  return { files: positionals, request };
+}
+
+/** Runs the command. */
+export function run(args: string[]): Promise<number> {
+  const parsed = parseRequest(args);
+  if (!parsed) {
+    out(HELP);
+    return Promise.resolve(0);
   }
-  if (json) {
+  const { files, request } = parsed;
+  const results = files.flatMap((file) => inspectFile(file, request));
+  if (request.json) {
+    const { values } = request;
     if (values.sql !== undefined || values.keys !== undefined) printRows(results, true);
-    else outJson(positionals.length === 1 && results.length === 1 ? results[0] : results);
+    else outJson(files.length === 1 && results.length === 1 ? results[0] : results);
   }
   return Promise.resolve(0);
 }

@@ -9,11 +9,16 @@ import type { SnapshotGenerator } from "../generator.ts";
 import { kvGenerator } from "../generators/kv.ts";
 import { logGenerator } from "../generators/log.ts";
 import type { SnapshotProgress } from "../snapshotter.ts";
-import { StreamSnapshotError, StreamSnapshotter, type WorkerShare } from "../stream_snapshotter.ts";
+import {
+  type ShardOutcome,
+  StreamSnapshotError,
+  StreamSnapshotter,
+  type WorkerShare,
+} from "../stream_snapshotter.ts";
 import { assertName } from "../snapshot.ts";
 import { out, outJson, outTable, parse, required, UsageError, wholeNumber } from "./_common.ts";
 import { makeKinesisClient } from "./_aws.ts";
-import { cliLogger } from "./_log.ts";
+import { type CliLogger, cliLogger } from "./_log.ts";
 import {
   openCliStore,
   type SnapshotJson,
@@ -49,6 +54,18 @@ ${STORE_HELP}
   -v, --verbose               debug logs
   -h, --help                  this help`;
 
+/** Why `--generator PATH` cannot be read, from the error `Deno.stat` threw. */
+function unreadableReason(error: unknown): string {
+  if (error instanceof Deno.errors.NotCapable) {
+    return "read permission was denied (the CLI reads only under the working directory: " +
+      "move the module there, or add its path to --allow-read)";
+  }
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return "the file system denied reading it";
+  }
+  return "it is not kv, log or an existing file";
+}
+
 /** Loads the generator named by `--generator`. */
 export async function loadGenerator(spec: string): Promise<SnapshotGenerator> {
   if (spec === "kv") return kvGenerator();
@@ -56,11 +73,12 @@ export async function loadGenerator(spec: string): Promise<SnapshotGenerator> {
   const path = resolve(spec);
   try {
     await Deno.stat(path);
-  } catch {
+  } catch (error) {
     throw new UsageError(
-      `Cannot load generator as it is not kv, log or an existing file: current value is ${
+      `Cannot load generator as ${unreadableReason(error)}: current value is ${
         JSON.stringify(spec)
       }`,
+      { cause: error },
     );
   }
   const module = await import(pathToFileURL(path).href);
@@ -100,8 +118,19 @@ export function parseWorker(spec: string): WorkerShare {
   return { index, count };
 }
 
-/** Runs the command. */
-export async function run(args: string[]): Promise<number> {
+/** The command's options, parsed and checked. */
+interface SnapshotArgs {
+  values: Record<string, unknown>;
+  stream: string;
+  shardIds?: string[];
+  doneLagMs: number;
+  encoding: "zstd" | "none";
+  concurrency?: number;
+  worker?: WorkerShare;
+}
+
+/** Parses and checks the arguments; `undefined` for --help. */
+function parseSnapshotArgs(args: string[]): SnapshotArgs | undefined {
   const { values } = parse("snapshot", args, {
     ...STORE_OPTIONS,
     stream: { type: "string" },
@@ -115,10 +144,7 @@ export async function run(args: string[]): Promise<number> {
     worker: { type: "string" },
     "skip-bad-records": { type: "boolean" },
   });
-  if (values.help) {
-    out(HELP);
-    return 0;
-  }
+  if (values.help) return undefined;
   const stream = assertName("stream", required(values, "stream", "snapshot"));
   const doneLagMs = wholeNumber("done-lag", values["done-lag"] as string | undefined, 0) ?? 0;
   const encoding = (values.encoding as string | undefined) ?? "zstd";
@@ -129,37 +155,109 @@ export async function run(args: string[]): Promise<number> {
       }`,
     );
   }
-  const requested = ((values.shard as string[] | undefined) ?? []).map((s) =>
+  const shardIds = ((values.shard as string[] | undefined) ?? []).map((s) =>
     assertName("shard", s)
   );
+  return {
+    values,
+    stream,
+    shardIds: shardIds.length > 0 ? shardIds : undefined,
+    doneLagMs,
+    encoding,
+    concurrency: wholeNumber("concurrency", values.concurrency as string | undefined, 1),
+    worker: values.worker === undefined ? undefined : parseWorker(values.worker as string),
+  };
+}
+
+/** One shard's line of output. */
+type ShardResult = Partial<SnapshotJson> & {
+  shardId: string;
+  status: ShardOutcome["status"];
+  published: boolean;
+  recordsApplied: number;
+  error?: string;
+};
+
+/** Each shard this worker handled: its snapshot, status and last progress. */
+function shardResults(
+  outcomes: ShardOutcome[],
+  progress: Map<string, SnapshotProgress>,
+): ShardResult[] {
+  return outcomes
+    .filter((o) => o.status !== "other-worker")
+    .map((o) => {
+      const last = progress.get(o.shardId);
+      return {
+        ...(o.snapshot ? snapshotJson(o.snapshot) : { shardId: o.shardId }),
+        status: o.status,
+        published: last?.phase === "done",
+        recordsApplied: last?.recordsApplied ?? 0,
+        error: o.error === undefined ? undefined : (o.error as Error).message ?? String(o.error),
+      };
+    });
+}
+
+/** Logs each shard's outcome and prints the results as a table or JSON. */
+function report(results: ShardResult[], json: boolean, logger: CliLogger): void {
+  // A failed shard is reported once, by the error at the end.
+  for (const r of results.filter((r) => r.status !== "failed")) {
+    logger.info(r.published ? "published snapshot" : `snapshot ${r.status}`, {
+      shard: r.shardId,
+      records: r.recordsApplied,
+    });
+  }
+  if (json) {
+    outJson(results);
+    return;
+  }
+  outTable(
+    ["SHARD", "STATUS", "SEQUENCE", "FINAL", "APPLIED", "PUBLISHED", "KEY"],
+    results.map((r) => [
+      r.shardId,
+      r.status,
+      r.sequenceNumber ?? "-",
+      r.final ? "yes" : "no",
+      String(r.recordsApplied),
+      r.published ? "yes" : "no",
+      r.key ?? "-",
+    ]),
+  );
+}
+
+/** Runs the command. */
+export async function run(args: string[]): Promise<number> {
+  const parsed = parseSnapshotArgs(args);
+  if (!parsed) {
+    out(HELP);
+    return 0;
+  }
+  const { values } = parsed;
   const store = await openCliStore(values, "snapshot");
   const generator = await loadGenerator((values.generator as string | undefined) ?? "kv");
   const logger = cliLogger({ quiet: values.quiet as boolean, verbose: values.verbose as boolean });
-  const concurrency = wholeNumber("concurrency", values.concurrency as string | undefined, 1);
-  const worker = values.worker === undefined ? undefined : parseWorker(values.worker as string);
   const kinesis = makeKinesisClient();
   try {
     const progress = new Map<string, SnapshotProgress>();
     const snapshotter = new StreamSnapshotter({
       kinesis,
       store,
-      stream,
-      shardIds: requested.length > 0 ? requested : undefined,
+      stream: parsed.stream,
+      shardIds: parsed.shardIds,
       localPath: (values["local-dir"] as string | undefined) ?? ".streambolt-local",
       generator,
-      doneLagMs,
+      doneLagMs: parsed.doneLagMs,
       compact: !values["no-compact"],
-      encoding,
+      encoding: parsed.encoding,
       logger,
-      concurrency,
-      worker,
+      concurrency: parsed.concurrency,
+      worker: parsed.worker,
       skipBadRecords: Boolean(values["skip-bad-records"]),
       onProgress: (p) => {
         progress.set(p.shardId, p);
         logger.progress(p);
       },
     });
-    let failure: unknown;
+    let failure: StreamSnapshotError | undefined;
     try {
       await snapshotter.snapshotStream();
     } catch (error) {
@@ -167,43 +265,7 @@ export async function run(args: string[]): Promise<number> {
       failure = error;
     }
     logger.endProgress();
-    const results = snapshotter.outcomes
-      .filter((o) => o.status !== "other-worker")
-      .map((o) => {
-        const last = progress.get(o.shardId);
-        return {
-          ...(o.snapshot ? snapshotJson(o.snapshot) : { shardId: o.shardId }),
-          status: o.status,
-          published: last?.phase === "done",
-          recordsApplied: last?.recordsApplied ?? 0,
-          error: o.error === undefined ? undefined : (o.error as Error).message ?? String(o.error),
-        };
-      });
-    // A failed shard is reported once, by the error at the end.
-    for (const r of results.filter((r) => r.status !== "failed")) {
-      logger.info(r.published ? "published snapshot" : `snapshot ${r.status}`, {
-        shard: r.shardId,
-        records: r.recordsApplied,
-      });
-    }
-    if (values.json) outJson(results);
-    else {
-      outTable(
-        ["SHARD", "STATUS", "SEQUENCE", "FINAL", "APPLIED", "PUBLISHED", "KEY"],
-        results.map((r) => {
-          const s = r as Partial<SnapshotJson> & typeof r;
-          return [
-            s.shardId,
-            s.status,
-            s.sequenceNumber ?? "-",
-            s.final ? "yes" : "no",
-            String(s.recordsApplied),
-            s.published ? "yes" : "no",
-            s.key ?? "-",
-          ];
-        }),
-      );
-    }
+    report(shardResults(snapshotter.outcomes, progress), Boolean(values.json), logger);
     if (failure) throw failure;
     return 0;
   } finally {

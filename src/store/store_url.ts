@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import type { S3ClientLike } from "../aws_client.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import { FileSnapshotStore } from "./file_store.ts";
-import { S3SnapshotStore, type S3SnapshotStoreOptions } from "./s3_store.ts";
+import type { S3SnapshotStoreOptions } from "./s3_store.ts";
 import type { SnapshotStore } from "./snapshot_store.ts";
 
 /** A parsed store URL. */
@@ -95,6 +95,8 @@ export async function openStore(url: string, options?: OpenStoreOptions): Promis
       `Cannot open S3 store as no S3 client was given: current value is ${JSON.stringify(url)}`,
     );
   }
+  // Loaded here, not at the top: the S3 SDK is large and a file store never needs it.
+  const { S3SnapshotStore } = await import("./s3_store.ts");
   return new S3SnapshotStore({
     ...options.s3,
     client: await options.s3Client(),

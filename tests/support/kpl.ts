@@ -3,7 +3,9 @@
  *
  * @module
  */
-import agg from "aws-kinesis-agg";
+// Test-only, so not in deno.json's import map (which deno publish ships): a full specifier.
+// deno-lint-ignore no-import-prefix
+import agg from "npm:aws-kinesis-agg@4.2.8";
 
 /** A user record to aggregate. */
 export interface UserRecord {
