@@ -5,7 +5,21 @@
  * @module
  */
 
-/** A stored snapshot failed verification: its checksum or contents do not match. */
+/**
+ * A stored snapshot failed verification: its checksum or contents do not match.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { ShardSnapshotFinder, SnapshotIntegrityError } from "../mod.ts";
+ * declare const finder: ShardSnapshotFinder;
+ * try {
+ *   await finder.downloadLatestSnapshot();
+ * } catch (error) {
+ *   if (error instanceof SnapshotIntegrityError) console.error("refused", error.key);
+ *   else throw error;
+ * }
+ * ```
+ */
 export class SnapshotIntegrityError extends Error {
   /** The store key of the snapshot that failed verification. */
   readonly key: string;
@@ -24,7 +38,17 @@ export class SnapshotIntegrityError extends Error {
   }
 }
 
-/** The user's {@linkcode SnapshotGenerator} threw while applying records. */
+/**
+ * The user's {@linkcode SnapshotGenerator} threw while applying records.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SnapshotGeneratorError } from "./errors.ts";
+ * const error = new SnapshotGeneratorError("shardId-000000000000", "42", "bad record");
+ * assert.equal(error.sequenceNumber, "42");
+ * ```
+ */
 export class SnapshotGeneratorError extends Error {
   /** The shard whose records were being applied. */
   readonly shardId: string;
@@ -52,7 +76,17 @@ export class SnapshotGeneratorError extends Error {
   }
 }
 
-/** A value given by the caller (an option, a key, a URL) is not acceptable. */
+/**
+ * A value given by the caller (an option, a key, a URL) is not acceptable.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { InvalidArgumentError } from "./errors.ts";
+ * import { FileSnapshotStore } from "./store/file_store.ts";
+ * assert.throws(() => new FileSnapshotStore({ root: "" }), InvalidArgumentError);
+ * ```
+ */
 export class InvalidArgumentError extends Error {
   /**
    * Creates the error.
@@ -66,7 +100,17 @@ export class InvalidArgumentError extends Error {
   }
 }
 
-/** Reading a shard failed after every retry. */
+/**
+ * Reading a shard failed after every retry.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ShardReadError } from "./errors.ts";
+ * const error = new ShardReadError("shardId-000000000000", "Cannot read shard");
+ * assert.equal(error.name, "ShardReadError");
+ * ```
+ */
 export class ShardReadError extends Error {
   /** The shard being read. */
   readonly shardId: string;

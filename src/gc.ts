@@ -29,6 +29,7 @@ export interface GarbageCollectionOptions {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseSnapshotKey } from "./snapshot.ts";
  * import { planGarbageCollection } from "./gc.ts";
  * const snaps = ["s/shardId-0/1.sqlite.zst", "s/shardId-0/2.sqlite.zst"].map((key) => ({
@@ -36,7 +37,8 @@ export interface GarbageCollectionOptions {
  *   key,
  *   localFile: "",
  * }));
- * planGarbageCollection(snaps, { keep: 1 }).map((s) => s.key); // ["s/shardId-0/1.sqlite.zst"]
+ * const doomed = planGarbageCollection(snaps, { keep: 1 });
+ * assert.deepEqual(doomed.map((s) => s.key), ["s/shardId-0/1.sqlite.zst"]);
  * ```
  */
 export function planGarbageCollection(

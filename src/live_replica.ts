@@ -88,9 +88,13 @@ export type StartingPosition =
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { startingPosition } from "./live_replica.ts";
- * startingPosition({ sequenceNumber: "42" });
- * // { ShardIteratorType: "AFTER_SEQUENCE_NUMBER", StartingSequenceNumber: "42" }
+ * assert.deepEqual(startingPosition({ sequenceNumber: "42" }), {
+ *   ShardIteratorType: "AFTER_SEQUENCE_NUMBER",
+ *   StartingSequenceNumber: "42",
+ * });
+ * assert.deepEqual(startingPosition({ sequenceNumber: "0" }), { ShardIteratorType: "TRIM_HORIZON" });
  * ```
  */
 export function startingPosition(snapshot: Pick<Snapshot, "sequenceNumber">): StartingPosition {

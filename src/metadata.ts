@@ -48,10 +48,11 @@ export interface SnapshotMetadata {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DatabaseSync } from "node:sqlite";
  * import { readSnapshotMetadata } from "./metadata.ts";
  * const db = new DatabaseSync(":memory:");
- * readSnapshotMetadata(db); // undefined: not a snapshot
+ * assert.equal(readSnapshotMetadata(db), undefined); // not a snapshot
  * ```
  */
 export function readSnapshotMetadata(

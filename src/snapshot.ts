@@ -72,8 +72,9 @@ const FILE_PATTERN = /^(0|[1-9][0-9]{0,127})(\.final)?\.sqlite(\.zst)?$/;
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { assertName } from "./snapshot.ts";
- * assertName("stream", "orders"); // "orders"
+ * assert.equal(assertName("stream", "orders"), "orders");
  * ```
  */
 export function assertName(what: string, value: string): string {
@@ -96,6 +97,7 @@ export function assertName(what: string, value: string): string {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { assertSequenceNumber } from "./snapshot.ts";
  * assertSequenceNumber("49590338271490256608559692538361571095921575989136588898");
  * ```
@@ -120,8 +122,9 @@ export function assertSequenceNumber(value: string): string {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { compareSequenceNumbers } from "./snapshot.ts";
- * compareSequenceNumbers("9", "10"); // negative: 9 < 10, unlike string order
+ * assert.ok(compareSequenceNumbers("9", "10") < 0); // 9 < 10, unlike string order
  * ```
  */
 export function compareSequenceNumbers(a: string, b: string): number {
@@ -140,10 +143,11 @@ export function compareSequenceNumbers(a: string, b: string): number {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { compareSnapshots, parseSnapshotKey } from "./snapshot.ts";
  * const a = parseSnapshotKey("s/shardId-0/9.sqlite.zst")!;
  * const b = parseSnapshotKey("s/shardId-0/10.sqlite.zst")!;
- * compareSnapshots(a, b); // negative
+ * assert.ok(compareSnapshots(a, b) < 0);
  * ```
  */
 export function compareSnapshots(
@@ -163,8 +167,9 @@ export function compareSnapshots(
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { snapshotPrefix } from "./snapshot.ts";
- * snapshotPrefix("orders", "shardId-000000000000"); // "orders/shardId-000000000000/"
+ * assert.equal(snapshotPrefix("orders", "shardId-000000000000"), "orders/shardId-000000000000/");
  * ```
  */
 export function snapshotPrefix(stream: string, shardId?: string): string {
@@ -181,14 +186,16 @@ export function snapshotPrefix(stream: string, shardId?: string): string {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { snapshotKey } from "./snapshot.ts";
- * snapshotKey({
+ * const key = snapshotKey({
  *   stream: "orders",
  *   shardId: "shardId-000000000000",
  *   sequenceNumber: "42",
  *   final: false,
  *   encoding: "zstd",
- * }); // "orders/shardId-000000000000/42.sqlite.zst"
+ * });
+ * assert.equal(key, "orders/shardId-000000000000/42.sqlite.zst");
  * ```
  */
 export function snapshotKey(parts: SnapshotKeyParts): string {
@@ -206,10 +213,16 @@ export function snapshotKey(parts: SnapshotKeyParts): string {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseSnapshotKey } from "./snapshot.ts";
- * parseSnapshotKey("orders/shardId-000000000000/42.final.sqlite.zst");
- * // { stream: "orders", shardId: "shardId-000000000000", sequenceNumber: "42", final: true, ... }
- * parseSnapshotKey("orders/readme.txt"); // undefined
+ * assert.deepEqual(parseSnapshotKey("orders/shardId-000000000000/42.final.sqlite.zst"), {
+ *   stream: "orders",
+ *   shardId: "shardId-000000000000",
+ *   sequenceNumber: "42",
+ *   final: true,
+ *   encoding: "zstd",
+ * });
+ * assert.equal(parseSnapshotKey("orders/readme.txt"), undefined);
  * ```
  */
 export function parseSnapshotKey(key: string): SnapshotKeyParts | undefined {
@@ -243,13 +256,15 @@ export function parseSnapshotKey(key: string): SnapshotKeyParts | undefined {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { localSnapshotFile } from "./snapshot.ts";
- * localSnapshotFile("./local", {
+ * const file = localSnapshotFile("./local", {
  *   stream: "orders",
  *   shardId: "shardId-000000000000",
  *   sequenceNumber: "42",
  *   final: false,
- * }); // "local/orders/shardId-000000000000/42.sqlite"
+ * });
+ * assert.equal(file, "local/orders/shardId-000000000000/42.sqlite");
  * ```
  */
 export function localSnapshotFile(

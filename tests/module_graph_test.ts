@@ -77,3 +77,11 @@ Deno.test("no CLI command loads the S3 SDK before it opens an s3:// store", asyn
     });
   }
 });
+
+Deno.test("importing mod.ts loads no AWS SDK until a call needs it", async () => {
+  const loaded = await staticallyLoaded("mod.ts");
+  assert.ok(loaded.has(new URL("src/store/file_store.ts", ROOT).href), "sanity: file store");
+  for (const name of ["@aws-sdk/client-s3", "@aws-sdk/lib-storage", "@aws-sdk/client-kinesis"]) {
+    assert.ok(!loaded.has(name), `mod.ts loads ${name} statically`);
+  }
+});

@@ -29,6 +29,7 @@ const COLUMNS = ["key", "value", "sequence_number", "arrived_at", "explicit_hash
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DatabaseSync } from "node:sqlite";
  * import { kvGenerator } from "./kv.ts";
  * const db = new DatabaseSync(":memory:");
@@ -39,7 +40,7 @@ const COLUMNS = ["key", "value", "sequence_number", "arrived_at", "explicit_hash
  *   millisBehindLatest: 0,
  *   records: [{ sequenceNumber: "1", partitionKey: "a", data: new Uint8Array([1]) }],
  * });
- * db.prepare("SELECT count(*) AS n FROM kv").get(); // { n: 1 }
+ * assert.equal(db.prepare("SELECT count(*) AS n FROM kv").get()?.n, 1);
  * ```
  */
 export function kvGenerator(): SnapshotGenerator {

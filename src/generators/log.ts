@@ -38,6 +38,7 @@ const COLUMNS = [
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DatabaseSync } from "node:sqlite";
  * import { logGenerator } from "./log.ts";
  * const db = new DatabaseSync(":memory:");
@@ -48,7 +49,7 @@ const COLUMNS = [
  *   millisBehindLatest: 0,
  *   records: [{ sequenceNumber: "1", partitionKey: "a", data: new Uint8Array([1]) }],
  * });
- * db.prepare("SELECT count(*) AS n FROM log").get(); // { n: 1 }
+ * assert.equal(db.prepare("SELECT count(*) AS n FROM log").get()?.n, 1);
  * ```
  */
 export function logGenerator(): SnapshotGenerator {

@@ -24,8 +24,10 @@ export interface HashKeyRange {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hashKeyOf } from "./hash_key.ts";
- * hashKeyOf("user-1") < 2n ** 128n; // true
+ * assert.ok(hashKeyOf("user-1") < 2n ** 128n);
+ * assert.equal(hashKeyOf("user-1", "42"), 42n); // an explicit hash key wins
  * ```
  */
 export function hashKeyOf(partitionKey: string, explicitHashKey?: string | null): bigint {
@@ -43,8 +45,9 @@ export function hashKeyOf(partitionKey: string, explicitHashKey?: string | null)
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { inHashKeyRange } from "./hash_key.ts";
- * inHashKeyRange(5n, { startingHashKey: "0", endingHashKey: "9" }); // true
+ * assert.ok(inHashKeyRange(5n, { startingHashKey: "0", endingHashKey: "9" }));
  * ```
  */
 export function inHashKeyRange(hashKey: bigint, range: HashKeyRange): boolean {

@@ -53,6 +53,13 @@ const index = (value: { toNumber(): number } | number): number =>
  *
  * @param data A record's data.
  * @returns True for a (claimed) aggregated record.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isAggregated } from "./kpl.ts";
+ * assert.equal(isAggregated(new TextEncoder().encode("{\"plain\": true}")), false);
+ * ```
  */
 export function isAggregated(data: Uint8Array): boolean {
   return data.length > MAGIC.length + MD5_LENGTH && MAGIC.every((b, i) => data[i] === b);
@@ -65,6 +72,14 @@ export function isAggregated(data: Uint8Array): boolean {
  *
  * @param record A record read from a shard.
  * @returns The user records, in order.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { deaggregate } from "./kpl.ts";
+ * const plain = { sequenceNumber: "1", partitionKey: "a", data: new Uint8Array([1, 2]) };
+ * assert.deepEqual(deaggregate(plain), [plain]); // not an aggregate: passed through as it is
+ * ```
  */
 export function deaggregate(record: ShardRecord): ShardRecord[] {
   const data = record.data;

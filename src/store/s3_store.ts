@@ -62,6 +62,7 @@ function s3Sdk(): Promise<
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { S3Client } from "@aws-sdk/client-s3";
  * import { S3SnapshotStore } from "./s3_store.ts";
  * const store = new S3SnapshotStore({
@@ -69,7 +70,7 @@ function s3Sdk(): Promise<
  *   bucket: "my-bucket",
  *   prefix: "snapshots",
  * });
- * console.log(store.url); // "s3://my-bucket/snapshots"
+ * assert.equal(store.url, "s3://my-bucket/snapshots");
  * ```
  */
 export class S3SnapshotStore implements SnapshotStore {

@@ -25,8 +25,13 @@ export type StoreLocation =
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseStoreUrl } from "./store_url.ts";
- * parseStoreUrl("s3://my-bucket/snapshots"); // { kind: "s3", bucket: "my-bucket", prefix: "snapshots" }
+ * assert.deepEqual(parseStoreUrl("s3://my-bucket/snapshots"), {
+ *   kind: "s3",
+ *   bucket: "my-bucket",
+ *   prefix: "snapshots",
+ * });
  * ```
  */
 export function parseStoreUrl(url: string): StoreLocation {
