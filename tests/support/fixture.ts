@@ -60,6 +60,11 @@ export class Fixture<T> {
     return this.#value ??= this.#start();
   }
 
+  /** Whether a case has asked for the value since the last `stop()`. */
+  get started(): boolean {
+    return this.#value !== undefined;
+  }
+
   /** Tears the value down if it was built (a failed start has cleaned up after itself). */
   async stop(): Promise<void> {
     const value = this.#value;
