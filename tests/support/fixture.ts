@@ -4,7 +4,9 @@
  * nothing), stopped by the file's `Deno.test.afterAll` hook:
  *
  * ```ts
- * const emulators = sharedEmulators("streambolt-x-");
+ * import { SHARES_EMULATORS, sharedKinesisAndS3 } from "./fixture.ts";
+ *
+ * const emulators = sharedKinesisAndS3("streambolt-x-");
  * Deno.test.afterAll(() => emulators.stop());
  *
  * Deno.test("something happens", SHARES_EMULATORS, async () => {
