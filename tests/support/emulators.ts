@@ -132,8 +132,28 @@ async function httpOk(url: string, init?: RequestInit): Promise<boolean> {
   return response.status < 500;
 }
 
+/**
+ * Runs `start` again (with new ports) when the emulator lost its port: `freePort()` releases
+ * the port before the emulator binds it, so another process (a test run next door) can take it
+ * in between.
+ */
+async function retryIfPortTaken(start: () => Promise<Emulator>): Promise<Emulator> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await start();
+    } catch (error) {
+      const taken = /EADDRINUSE|Address already in use/.test(String(error));
+      if (!taken || attempt >= 3) throw error;
+    }
+  }
+}
+
 /** Starts kinesis-local on free ports. */
-export async function startKinesis(): Promise<Emulator> {
+export function startKinesis(): Promise<Emulator> {
+  return retryIfPortTaken(startKinesisOnce);
+}
+
+async function startKinesisOnce(): Promise<Emulator> {
   const cache = await npmCache();
   const pkg = `${cache}/registry.npmjs.org/kinesis-local/0.6.2`;
   const port = freePort();
@@ -178,7 +198,11 @@ export async function startKinesis(): Promise<Emulator> {
 }
 
 /** Starts fauxqs (S3) on a free port. */
-export async function startS3(): Promise<Emulator> {
+export function startS3(): Promise<Emulator> {
+  return retryIfPortTaken(startS3Once);
+}
+
+async function startS3Once(): Promise<Emulator> {
   const cache = await npmCache();
   const port = freePort();
   const { child, output, drained } = spawn([
