@@ -58,8 +58,10 @@ export {
   type SnapshotEncoding,
   snapshotKey,
   type SnapshotKeyParts,
+  type SnapshotKind,
 } from "./src/snapshot.ts";
 export {
+  type AcceptedGap,
   FORMAT_VERSION,
   META_TABLE,
   readSnapshotMetadata,
@@ -117,7 +119,9 @@ export {
 } from "./src/store/store_url.ts";
 
 // Producing, consuming, collecting.
+export { type ChainCost, type ChainPolicy, DEFAULT_CHAIN_POLICY } from "./src/chain.ts";
 export {
+  type FollowOptions,
   type RecordSource,
   ShardSnapshotter,
   type ShardSnapshotterOptions,
@@ -127,13 +131,16 @@ export {
 export {
   ownsShard,
   type ShardOutcome,
+  type StreamFollowOptions,
   StreamSnapshotError,
   StreamSnapshotter,
   type StreamSnapshotterOptions,
   type WorkerShare,
 } from "./src/stream_snapshotter.ts";
+export { FollowError } from "./src/stream_follow.ts";
 export {
   type DownloadLatestOptions,
+  type DownloadSnapshotOptions,
   type FindOptions,
   listSnapshots,
   type ListSnapshotsOptions,
@@ -153,7 +160,9 @@ export {
 export {
   collectGarbage,
   type CollectGarbageOptions,
+  describeChains,
   type GarbageCollectionOptions,
   type GarbageCollectionResult,
   planGarbageCollection,
+  type SnapshotChain,
 } from "./src/gc.ts";

@@ -4,8 +4,9 @@
  *
  * @module
  */
-import { resolve } from "node:path";
-import { fetchSnapshot, listShardSnapshots, newest } from "./_snapshot_io.ts";
+import { dirname, resolve } from "node:path";
+import { findLocalPoint, type LocalPoint, planRestore, restoreInto } from "./_restore.ts";
+import { listShardSnapshots } from "./_snapshot_io.ts";
 import { InvalidArgumentError, SnapshotIntegrityError } from "./errors.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import type { SnapshotMetadata } from "./metadata.ts";
@@ -66,8 +67,16 @@ export async function listSnapshots(
   return await listShardSnapshots(store, stream, options?.shardId, "", options?.signal);
 }
 
+/** Options for {@linkcode ShardSnapshotFinder.downloadSnapshot}. */
+export interface DownloadSnapshotOptions extends FindOptions {
+  /** Start from the newest point of the shard already in the local directory (an earlier
+   * download) when deltas lead on from it: only those deltas are fetched, and that file is
+   * brought forward (it is moved to the new point's name). Defaults to false. */
+  refresh?: boolean;
+}
+
 /** Options for {@linkcode ShardSnapshotFinder.downloadLatestSnapshot}. */
-export interface DownloadLatestOptions extends FindOptions {
+export interface DownloadLatestOptions extends DownloadSnapshotOptions {
   /** When the newest snapshot fails verification, try the next older one (each failure is
    * logged). Defaults to false: a corrupt newest snapshot is an error. */
   fallback?: boolean;
@@ -142,72 +151,120 @@ export class ShardSnapshotFinder {
   }
 
   /**
-   * Finds the snapshot with the largest sequence number.
+   * Finds the newest point of the shard that can be restored: the newest object that a chain
+   * reaches (a full snapshot, and the deltas after it with no gap).
    *
    * @param options Aborts the listing.
-   * @returns The latest snapshot, or `undefined` when there is none.
+   * @returns Its newest object, or `undefined` when the shard has none.
    */
   async findLatestSnapshot(options?: FindOptions): Promise<Snapshot | undefined> {
-    return newest(await this.findSnapshots(options));
+    return planRestore(await this.findSnapshots(options))?.target;
   }
 
   /**
-   * Downloads a snapshot as plain SQLite to `<localPath>/<stream>/<shard>/<seq>.sqlite` and
-   * sets the snapshot's `localFile` to that path (for a snapshot this finder found, it already
-   * is). The stored bytes are checked against their SHA-256 before the file is renamed into
-   * place; a bad snapshot is reported with a {@linkcode SnapshotIntegrityError} and never left
-   * where it could be opened.
+   * Downloads the point a snapshot stands for as plain SQLite, to
+   * `<localPath>/<stream>/<shard>/<seq>.sqlite`, and sets the snapshot's `localFile` to that
+   * path. A full snapshot is one object; a delta's point is restored from the cheapest chain
+   * that reaches it (a full snapshot and the deltas after it, or, with `refresh`, the deltas
+   * after a point already held in the local directory). Every object is verified (SHA-256
+   * before it is decoded, contents against its key, each delta against the point it applies
+   * to) and the file is renamed into place only when the point is whole; a bad object is
+   * reported with a {@linkcode SnapshotIntegrityError} and never left where it could be opened.
    *
    * @param snapshot A snapshot of this finder's shard.
-   * @param options Aborts the download.
-   * @returns The metadata recorded inside the snapshot.
+   * @param options Refresh from a local point; aborts the download.
+   * @returns The metadata recorded inside the restored database.
    */
   async downloadSnapshot(
     snapshot: Snapshot,
-    options?: FindOptions,
+    options?: DownloadSnapshotOptions,
   ): Promise<SnapshotMetadata> {
     if (snapshot.stream !== this.stream || snapshot.shardId !== this.shardId) {
       throw new InvalidArgumentError(
         `Cannot download snapshot as it belongs to another shard: current value is "${snapshot.key}"`,
       );
     }
-    const target = localSnapshotFile(this.localPath, snapshot);
-    const metadata = await fetchSnapshot(this.#store, snapshot, target, options?.signal);
-    snapshot.localFile = target;
-    return metadata;
+    const objects = snapshot.kind === "full" && !options?.refresh
+      ? [snapshot]
+      : await this.findSnapshots(options);
+    const restored = await this.#restorePoint(objects, snapshot, options);
+    if (!restored) {
+      throw new SnapshotIntegrityError(
+        snapshot.key,
+        `Cannot restore snapshot as no chain of verified objects reaches it: current value is "${snapshot.key}"`,
+      );
+    }
+    snapshot.localFile = restored.snapshot.localFile;
+    return restored.metadata;
   }
 
   /**
-   * Finds and downloads the latest snapshot; with `fallback`, an older one when the latest
-   * fails verification.
+   * Finds and downloads the newest restorable point; with `fallback`, when an object of its
+   * chain fails verification, the newest point that verifies.
    *
-   * @param options Whether to fall back to older snapshots; aborts the download.
-   * @returns The snapshot downloaded, or `undefined` when the shard has no snapshot.
+   * @param options Fall back, refresh from a local point; aborts the download.
+   * @returns The newest object of the point downloaded (its `localFile` is the database), or
+   * `undefined` when the shard has no snapshot.
    */
   async downloadLatestSnapshot(
     options?: DownloadLatestOptions,
   ): Promise<Snapshot | undefined> {
-    const snapshots = await this.findSnapshots(options);
-    let firstError: unknown;
-    for (let i = snapshots.length - 1; i >= 0; i--) {
+    const objects = await this.findSnapshots(options);
+    return (await this.#restorePoint(objects, undefined, options))?.snapshot;
+  }
+
+  async #restorePoint(
+    objects: Snapshot[],
+    target: Snapshot | undefined,
+    options?: DownloadLatestOptions,
+  ): Promise<{ snapshot: Snapshot; metadata: SnapshotMetadata } | undefined> {
+    const exclude = new Set<string>();
+    let firstError: SnapshotIntegrityError | undefined;
+    for (;;) {
+      const local = options?.refresh ? await this.#localPoint() : undefined;
+      const plan = planRestore(objects, { target, from: local?.sequenceNumber, exclude });
+      if (!plan?.target) {
+        if (firstError) throw firstError;
+        return undefined;
+      }
+      this.#warnUnreachable(plan.unreachable);
+      const file = localSnapshotFile(this.localPath, { ...plan.target, final: plan.final });
       try {
-        await this.downloadSnapshot(snapshots[i], options);
-        return snapshots[i];
+        const metadata = await restoreInto(this.#store, plan, file, {
+          local,
+          signal: options?.signal,
+        });
+        return { snapshot: { ...plan.target, localFile: file }, metadata };
       } catch (error) {
-        if (!(error instanceof SnapshotIntegrityError) || !options?.fallback) {
-          throw error;
-        }
+        if (!(error instanceof SnapshotIntegrityError) || !options?.fallback) throw error;
         firstError ??= error;
-        this.#logger.warn(
-          "snapshot failed verification; trying the previous one",
-          {
-            key: snapshots[i].key,
-            error: error.message,
-          },
-        );
+        exclude.add(error.key);
+        this.#logger.warn("snapshot failed verification; trying the newest point that verifies", {
+          key: error.key,
+          error: error.message,
+        });
       }
     }
-    if (firstError) throw firstError;
-    return undefined;
+  }
+
+  #localPoint(): Promise<LocalPoint | undefined> {
+    const dir = dirname(localSnapshotFile(this.localPath, {
+      stream: this.stream,
+      shardId: this.shardId,
+      sequenceNumber: "0",
+      final: false,
+    }));
+    return findLocalPoint(dir, this.stream, this.shardId);
+  }
+
+  #warnUnreachable(unreachable: Snapshot[]): void {
+    if (unreachable.length === 0) return;
+    this.#logger.warn(
+      "newer objects are not restorable (a gap in their chain); using the newest point that is",
+      {
+        shard: this.shardId,
+        unreachable: unreachable.map((s) => s.key).join(","),
+      },
+    );
   }
 }

@@ -1,42 +1,56 @@
 /**
- * Garbage collection of old snapshots: keep the newest N of every shard (never fewer than
- * one), optionally only deleting those older than an age.
+ * Garbage collection of old snapshots: keep the newest N restorable points of every shard (a
+ * point is reached by a full snapshot, or by a full snapshot and the deltas after it), with
+ * every object their restore needs, optionally deleting only what is older than an age.
  *
  * @module
  */
+import { planRestore, restorablePoints } from "./_restore.ts";
 import { listShardSnapshots } from "./_snapshot_io.ts";
 import { InvalidArgumentError } from "./errors.ts";
-import { compareSnapshots, type Snapshot } from "./snapshot.ts";
+import { compareSequenceNumbers, compareSnapshots, type Snapshot } from "./snapshot.ts";
 import type { SnapshotStore } from "./store/snapshot_store.ts";
 
 /** Options for {@linkcode planGarbageCollection} and {@linkcode collectGarbage}. */
 export interface GarbageCollectionOptions {
-  /** Snapshots to keep per shard, newest first; at least 1. */
+  /** Restorable points to keep per shard, newest first; at least 1. */
   keep: number;
-  /** Only delete snapshots last modified more than this many ms ago. */
+  /** Only delete objects last modified more than this many ms ago. */
   olderThanMs?: number;
   /** The time to measure ages from. Defaults to now. */
   now?: Date;
 }
 
+/** A full snapshot and the deltas whose restore starts from it. */
+export interface SnapshotChain {
+  /** The shard. */
+  shardId: string;
+  /** The chain's full snapshot; undefined for deltas no chain reaches (a gap). */
+  full?: Snapshot;
+  /** Its deltas, oldest first. */
+  deltas: Snapshot[];
+}
+
 /**
- * Picks the snapshots to delete. The newest snapshot of each shard is never picked, whatever
- * the options, and neither is one whose age is unknown when an age limit is given.
+ * Picks the objects to delete. Every object the newest `keep` restorable points of a shard
+ * need is kept, and so is everything at or after the oldest of them: the newest point of a
+ * shard always stays restorable, whatever the options. With an age limit, an object younger
+ * than it, or of unknown age, is kept too.
  *
- * @param snapshots Snapshots of any number of shards of one stream.
- * @param options How many to keep and how old a deleted one must be.
- * @returns The snapshots to delete, oldest first within each shard.
+ * @param snapshots Objects of any number of shards of one stream.
+ * @param options How many points to keep and how old a deleted object must be.
+ * @returns The objects to delete, oldest first within each shard.
  *
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
  * import { parseSnapshotKey } from "./snapshot.ts";
  * import { planGarbageCollection } from "./gc.ts";
- * const snaps = ["s/shardId-0/1.sqlite.zst", "s/shardId-0/2.sqlite.zst"].map((key) => ({
- *   ...parseSnapshotKey(key)!,
- *   key,
- *   localFile: "",
- * }));
+ * const snaps = [
+ *   "s/shardId-0/1.sqlite.zst", // an old full snapshot
+ *   "s/shardId-0/2.sqlite.zst", // the full the newest point is restored from
+ *   "s/shardId-0/3.from-2.delta.zst", // the newest point
+ * ].map((key) => ({ ...parseSnapshotKey(key)!, key, localFile: "", size: 100 }));
  * const doomed = planGarbageCollection(snaps, { keep: 1 });
  * assert.deepEqual(doomed.map((s) => s.key), ["s/shardId-0/1.sqlite.zst"]);
  * ```
@@ -57,24 +71,76 @@ export function planGarbageCollection(
     );
   }
   const now = (options.now ?? new Date()).getTime();
-  const byShard = new Map<string, Snapshot[]>();
+  const oldEnough = (s: Snapshot) =>
+    olderThan === undefined ||
+    (s.lastModified !== undefined && now - s.lastModified.getTime() > olderThan);
+  return [...byShard(snapshots).values()].flatMap((list) =>
+    unneeded(list, options.keep).filter(oldEnough)
+  );
+}
+
+/** The objects of one shard that none of its newest `keep` points needs. */
+function unneeded(list: Snapshot[], keep: number): Snapshot[] {
+  const kept = restorablePoints(list).slice(0, keep);
+  if (kept.length === 0) return []; // nothing restorable: delete nothing, let a human look
+  const needed = new Set<string>();
+  for (const point of kept) {
+    for (const s of planRestore(list, { target: point })!.path) needed.add(s.key);
+  }
+  const oldest = kept[kept.length - 1];
+  const before = (s: Snapshot) =>
+    (compareSequenceNumbers(s.sequenceNumber, oldest.sequenceNumber) ||
+      Number(s.final) - Number(oldest.final)) < 0;
+  return list.filter((s) => !needed.has(s.key) && before(s)).sort(compareSnapshots);
+}
+
+function byShard(snapshots: Snapshot[]): Map<string, Snapshot[]> {
+  const shards = new Map<string, Snapshot[]>();
   for (const s of snapshots) {
-    const list = byShard.get(s.shardId) ?? [];
+    const list = shards.get(s.shardId) ?? [];
     list.push(s);
-    byShard.set(s.shardId, list);
+    shards.set(s.shardId, list);
   }
-  const doomed: Snapshot[] = [];
-  for (const list of byShard.values()) {
-    list.sort(compareSnapshots);
-    const candidates = list.slice(0, Math.max(0, list.length - options.keep));
-    for (const s of candidates) {
-      if (olderThan !== undefined) {
-        if (!s.lastModified || now - s.lastModified.getTime() <= olderThan) continue;
+  return shards;
+}
+
+/**
+ * Groups objects into chains: each full snapshot with the deltas whose cheapest restore starts
+ * from it; deltas that no chain reaches form a chain without a full.
+ *
+ * @param snapshots Objects of any number of shards of one stream.
+ * @returns The chains, per shard oldest first.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseSnapshotKey } from "./snapshot.ts";
+ * import { describeChains } from "./gc.ts";
+ * const snaps = ["s/shardId-0/2.sqlite.zst", "s/shardId-0/3.from-2.delta.zst"]
+ *   .map((key) => ({ ...parseSnapshotKey(key)!, key, localFile: "", size: 100 }));
+ * const [chain] = describeChains(snaps);
+ * assert.equal(chain.full?.key, "s/shardId-0/2.sqlite.zst");
+ * assert.equal(chain.deltas.length, 1);
+ * ```
+ */
+export function describeChains(snapshots: Snapshot[]): SnapshotChain[] {
+  const chains: SnapshotChain[] = [];
+  for (const [shardId, list] of byShard(snapshots)) {
+    const byFull = new Map<string, SnapshotChain>();
+    const orphans: SnapshotChain = { shardId, deltas: [] };
+    for (const s of [...list].sort(compareSnapshots)) {
+      if (s.kind === "full") {
+        byFull.set(s.key, { shardId, full: s, deltas: [] });
+        continue;
       }
-      doomed.push(s);
+      const from = planRestore(list, { target: s })?.path[0];
+      const chain = from ? byFull.get(from.key) : undefined;
+      (chain ?? orphans).deltas.push(s);
     }
+    chains.push(...byFull.values());
+    if (orphans.deltas.length > 0) chains.push(orphans);
   }
-  return doomed;
+  return chains;
 }
 
 /** Options for {@linkcode collectGarbage}. */
@@ -89,10 +155,12 @@ export interface CollectGarbageOptions extends GarbageCollectionOptions {
 
 /** What {@linkcode collectGarbage} did. */
 export interface GarbageCollectionResult {
-  /** The snapshots deleted (or, in a dry run, that would be). */
+  /** The objects deleted (or, in a dry run, that would be). */
   deleted: Snapshot[];
-  /** How many snapshots were kept. */
+  /** How many objects were kept. */
   kept: number;
+  /** The chains the objects formed before the deletion. */
+  chains: SnapshotChain[];
 }
 
 /**
@@ -127,5 +195,5 @@ export async function collectGarbage(
   if (!options.dryRun && deleted.length > 0) {
     await store.delete(deleted.map((s) => s.key), { signal: options.signal });
   }
-  return { deleted, kept: snapshots.length - deleted.length };
+  return { deleted, kept: snapshots.length - deleted.length, chains: describeChains(snapshots) };
 }

@@ -7,14 +7,18 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import type { KinesisClientLike } from "./aws_client.ts";
-import { InvalidArgumentError, SnapshotGeneratorError } from "./errors.ts";
+import { applyDeltas, planRestore, restoreInto, type RestorePlan } from "./_restore.ts";
+import { ReaderPool } from "./_reader_pool.ts";
+import { listShardSnapshots } from "./_snapshot_io.ts";
+import { InvalidArgumentError, SnapshotGeneratorError, SnapshotIntegrityError } from "./errors.ts";
 import { ShardSnapshotFinder } from "./finder.ts";
 import type { SnapshotGenerator } from "./generator.ts";
-import type { RetryOptions } from "./kinesis/_retry.ts";
+import { type RetryOptions, sleep } from "./kinesis/_retry.ts";
 import { readShard } from "./kinesis/shard_reader.ts";
 import { type Logger, silentLogger } from "./logger.ts";
+import { readSnapshotMetadata, type SnapshotMetadata } from "./metadata.ts";
 import type { ChildShard } from "./records.ts";
 import { assertName, assertSequenceNumber, BOOTSTRAP_SEQUENCE, type Snapshot } from "./snapshot.ts";
 import { SnapshotDb } from "./snapshot_db.ts";
@@ -22,9 +26,17 @@ import type { SnapshotStore } from "./store/snapshot_store.ts";
 
 /** Options for {@linkcode LiveReplica}. */
 export interface LiveReplicaOptions {
-  /** The Kinesis client (a `KinesisClient`). */
-  kinesis: KinesisClientLike;
-  /** Where to find the snapshot to start from; without it the replica starts empty. */
+  /**
+   * Where new changes come from. `"kinesis"` (the default): the shard's records, applied
+   * through the generator. `"store"`: the points the producer publishes, each new delta applied
+   * as it appears (a new full snapshot is downloaded only when no delta leads on), so any number
+   * of consumers follow a shard without sharing its 5 reads per second.
+   */
+  follow?: "kinesis" | "store";
+  /** The Kinesis client (a `KinesisClient`); needed to follow Kinesis. */
+  kinesis?: KinesisClientLike;
+  /** Where to find the snapshot to start from (without it a Kinesis replica starts empty);
+   * needed to follow the store. */
   store?: SnapshotStore;
   /** The stream name. */
   stream: string;
@@ -32,10 +44,11 @@ export interface LiveReplicaOptions {
   shardId: string;
   /** A local directory for the replica's database (`<localPath>/<stream>/<shard>/replica.sqlite`). */
   localPath: string;
-  /** Turns records into rows, as for the snapshotter. */
-  generator: SnapshotGenerator;
-  /** How long to wait after an empty read before reading again, in ms: at least 200 (Kinesis
-   * allows 5 reads per second per shard, shared by every consumer). Defaults to 1,000. */
+  /** Turns records into rows, as for the snapshotter; needed to follow Kinesis. */
+  generator?: SnapshotGenerator;
+  /** How long to wait after an empty read (or, following the store, between listings) before
+   * looking again, in ms: at least 200 (Kinesis allows 5 reads per second per shard, shared by
+   * every consumer). Defaults to 1,000 for Kinesis and 5,000 for the store. */
   pollIntervalMs?: number;
   /** Records per GetRecords call. Defaults to 10,000. */
   limit?: number;
@@ -130,17 +143,20 @@ export function startingPosition(snapshot: Pick<Snapshot, "sequenceNumber">): St
  * ```
  */
 export class LiveReplica extends EventTarget {
-  #options: LiveReplicaOptions;
+  #options: LiveReplicaOptions & { pollIntervalMs: number };
   #logger: Logger;
   #state: ReplicaState = "new";
+  /** Following Kinesis: the database, written through the generator. */
   #db?: SnapshotDb;
-  /** Idle read-only connections: each query takes one (or opens one) for its transaction. */
-  #idleReaders: DatabaseSync[] = [];
+  /** Following the store: the database, written by applying deltas. */
+  #writer?: DatabaseSync;
+  #readers?: ReaderPool;
   #abort = new AbortController();
   #loop?: Promise<void>;
   #lag?: number;
   #sequenceNumber = BOOTSTRAP_SEQUENCE;
   #error?: unknown;
+  #dir: string;
   #file: string;
 
   /**
@@ -152,20 +168,27 @@ export class LiveReplica extends EventTarget {
     super();
     assertName("stream", options.stream);
     assertName("shard", options.shardId);
-    const poll = options.pollIntervalMs ?? 1_000;
+    const fromStore = options.follow === "store";
+    const poll = options.pollIntervalMs ?? (fromStore ? 5_000 : 1_000);
     if (!Number.isFinite(poll) || poll < 200) {
       throw new InvalidArgumentError(
         `Cannot poll a shard more than 5 times a second: current value is ${poll} ms`,
       );
     }
+    const missing = fromStore
+      ? (!options.store ? "store" : undefined)
+      : (!options.kinesis ? "kinesis" : !options.generator ? "generator" : undefined);
+    if (missing) {
+      throw new InvalidArgumentError(
+        `Cannot follow ${
+          fromStore ? "the store" : "Kinesis"
+        } without the ${missing} option: current value is undefined`,
+      );
+    }
     this.#options = { ...options, pollIntervalMs: poll };
     this.#logger = options.logger ?? silentLogger;
-    this.#file = join(
-      resolve(options.localPath),
-      options.stream,
-      options.shardId,
-      "replica.sqlite",
-    );
+    this.#dir = join(resolve(options.localPath), options.stream, options.shardId);
+    this.#file = join(this.#dir, "replica.sqlite");
   }
 
   /** Where the replica is: `new`, `running`, `closed` (shard resharded), `failed`, `stopped`. */
@@ -183,9 +206,9 @@ export class LiveReplica extends EventTarget {
     return this.#error;
   }
 
-  /** The replica's database file. */
+  /** The replica's database file (following the store, a new full snapshot replaces it). */
   get file(): string {
-    return this.#file;
+    return this.#readers?.file ?? this.#file;
   }
 
   /**
@@ -277,18 +300,13 @@ export class LiveReplica extends EventTarget {
     }
     try {
       const snapshot = await this.#download(options?.signal);
-      const o = this.#options;
-      this.#db = await SnapshotDb.open(this.#file, {
-        stream: o.stream,
-        shardId: o.shardId,
-        generator: o.generator,
-        durability: "replica",
-        baseKey: snapshot?.key,
-      });
-      this.#sequenceNumber = this.#db.sequenceNumber;
-      this.#idleReaders.push(this.#openReader());
-      this.#state = this.#db.final ? "closed" : "running";
-      this.#loop = this.#db.final ? Promise.resolve() : this.#run(this.#db);
+      const final = this.#options.follow === "store"
+        ? this.#openFromStore(snapshot)
+        : await this.#openForKinesis(snapshot);
+      this.#readers = new ReaderPool(this.#file);
+      this.#readers.warm();
+      this.#state = final ? "closed" : "running";
+      this.#loop = final ? Promise.resolve() : this.#run();
       return snapshot;
     } catch (error) {
       this.#state = "failed";
@@ -298,16 +316,42 @@ export class LiveReplica extends EventTarget {
     }
   }
 
+  /** Following Kinesis: the snapshot (or a new database) opened through the generator. */
+  async #openForKinesis(snapshot: Snapshot | undefined): Promise<boolean> {
+    const o = this.#options;
+    this.#db = await SnapshotDb.open(this.#file, {
+      stream: o.stream,
+      shardId: o.shardId,
+      generator: o.generator!,
+      durability: "replica",
+      baseKey: snapshot?.key,
+    });
+    this.#sequenceNumber = this.#db.sequenceNumber;
+    return this.#db.final;
+  }
+
+  /** Following the store: the snapshot opened as it is; deltas are applied to it. */
+  #openFromStore(snapshot: Snapshot | undefined): boolean {
+    if (!snapshot) {
+      throw new InvalidArgumentError(
+        `Cannot follow the store as the shard has no snapshot yet: current value is "${this.#options.stream}/${this.#options.shardId}"`,
+      );
+    }
+    this.#writer = openWriter(this.#file);
+    const meta = readSnapshotMetadata(this.#writer)!;
+    this.#sequenceNumber = meta.sequenceNumber;
+    return meta.final;
+  }
+
   /** A fresh replica file: the latest snapshot that verifies, or none. */
   async #download(signal?: AbortSignal): Promise<Snapshot | undefined> {
     const o = this.#options;
-    const dir = dirname(this.#file);
-    await Deno.mkdir(dir, { recursive: true });
+    await Deno.mkdir(this.#dir, { recursive: true });
     for (const suffix of ["", "-wal", "-shm", "-journal"]) {
       await Deno.remove(this.#file + suffix).catch(() => {});
     }
     if (!o.store) return undefined;
-    const download = join(dir, ".download");
+    const download = join(this.#dir, ".download");
     try {
       const snapshot = await new ShardSnapshotFinder({
         store: o.store,
@@ -323,46 +367,109 @@ export class LiveReplica extends EventTarget {
     }
   }
 
-  async #run(db: SnapshotDb): Promise<void> {
-    const o = this.#options;
+  async #run(): Promise<void> {
     try {
-      const pages = readShard(o.kinesis, {
-        stream: o.stream,
-        shardId: o.shardId,
-        after: this.#sequenceNumber,
-        limit: o.limit,
-        pollIntervalMs: o.pollIntervalMs,
-        retry: o.retry,
-        signal: this.#abort.signal,
-        logger: this.#logger,
-      });
-      for await (const page of pages) {
-        // A batch that arrived is applied whole even when stop() was called meanwhile.
-        await db.applyPage(page);
-        this.#sequenceNumber = db.sequenceNumber;
-        this.#lag = page.millisBehindLatest;
-        if (page.records.length > 0) {
-          this.#dispatch("applied", {
-            records: page.records.length,
-            sequenceNumber: this.#sequenceNumber,
-            millisBehindLatest: page.millisBehindLatest,
-          });
-        }
-        if (page.closed) {
-          this.#state = "closed";
-          this.#dispatch("closed", page.childShards);
-          return;
-        }
-        if (this.#abort.signal.aborted) break;
-      }
+      if (this.#db) await this.#followKinesis(this.#db);
+      else await this.#followStore();
     } catch (error) {
       this.#fail(error);
     }
   }
 
+  async #followKinesis(db: SnapshotDb): Promise<void> {
+    const o = this.#options;
+    const pages = readShard(o.kinesis!, {
+      stream: o.stream,
+      shardId: o.shardId,
+      after: this.#sequenceNumber,
+      limit: o.limit,
+      pollIntervalMs: o.pollIntervalMs,
+      retry: o.retry,
+      signal: this.#abort.signal,
+      logger: this.#logger,
+    });
+    for await (const page of pages) {
+      // A batch that arrived is applied whole even when stop() was called meanwhile.
+      await db.applyPage(page);
+      this.#sequenceNumber = db.sequenceNumber;
+      this.#lag = page.millisBehindLatest;
+      if (page.records.length > 0) {
+        this.#dispatch("applied", {
+          records: page.records.length,
+          sequenceNumber: this.#sequenceNumber,
+          millisBehindLatest: page.millisBehindLatest,
+        });
+      }
+      if (page.closed) return this.#closed(page.childShards);
+      if (this.#abort.signal.aborted) break;
+    }
+  }
+
+  /** Lists the shard's objects every interval and applies what leads on from here. */
+  async #followStore(): Promise<void> {
+    const o = this.#options;
+    for (;;) {
+      await sleep(o.pollIntervalMs, this.#abort.signal);
+      const objects = await listShardSnapshots(
+        o.store!,
+        o.stream,
+        o.shardId,
+        "",
+        this.#abort.signal,
+      );
+      const plan = planRestore(objects, { from: this.#sequenceNumber });
+      if (!plan || (plan.sequenceNumber === this.#sequenceNumber && !plan.final)) continue;
+      const before = readSnapshotMetadata(this.#writer!)!;
+      if (plan.path[0]?.kind === "full") await this.#replaceFromStore(plan);
+      else {
+        await applyDeltas(
+          o.store!,
+          this.#writer!,
+          plan.path,
+          `${this.#file}.delta`,
+          this.#abort.signal,
+        );
+      }
+      if (this.#storePointApplied(before)) return;
+    }
+  }
+
+  /** After a store point was applied: events, and the end when the shard is final. */
+  #storePointApplied(before: SnapshotMetadata): boolean {
+    const meta = readSnapshotMetadata(this.#writer!)!;
+    this.#sequenceNumber = meta.sequenceNumber;
+    const arrived = meta.lastArrivalAt ? Date.parse(meta.lastArrivalAt) : undefined;
+    this.#lag = arrived === undefined ? 0 : Math.max(0, Date.now() - arrived);
+    this.#dispatch("applied", {
+      records: meta.recordsApplied - before.recordsApplied,
+      sequenceNumber: meta.sequenceNumber,
+      millisBehindLatest: this.#lag,
+    });
+    if (!meta.final) return false;
+    this.#closed(meta.childShards);
+    return true;
+  }
+
+  /** No delta leads on from here (a final snapshot, or a gap): a new full snapshot replaces
+   * the database; queries in flight finish on the old one. */
+  async #replaceFromStore(plan: RestorePlan): Promise<void> {
+    const next = join(this.#dir, `replica-${crypto.randomUUID()}.sqlite`);
+    await restoreInto(this.#options.store!, plan, next, { signal: this.#abort.signal });
+    this.#writer!.close();
+    this.#writer = openWriter(next);
+    await this.#readers!.replace(next);
+  }
+
+  #closed(children: ChildShard[]): void {
+    this.#state = "closed";
+    this.#dispatch("closed", children);
+  }
+
   #fail(error: unknown): void {
-    // After stop(), a cancelled read is the expected end; a generator failure is not.
-    if (this.#abort.signal.aborted && !(error instanceof SnapshotGeneratorError)) return;
+    // After stop(), a cancelled read is the expected end; a failure to apply is not.
+    const applying = error instanceof SnapshotGeneratorError ||
+      error instanceof SnapshotIntegrityError;
+    if (this.#abort.signal.aborted && !applying) return;
     this.#state = "failed";
     this.#error = error;
     this.#logger.warn("replica stopped on an error", {
@@ -379,10 +486,6 @@ export class LiveReplica extends EventTarget {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
-  #openReader(): DatabaseSync {
-    return new DatabaseSync(this.#file, { readOnly: true });
-  }
-
   /**
    * Runs read-only work against a consistent view: a read transaction on a read-only
    * connection of its own, so batches committed meanwhile are not seen half-way. Queries may
@@ -392,21 +495,12 @@ export class LiveReplica extends EventTarget {
    * @returns What `fn` returns.
    */
   async query<T>(fn: (db: DatabaseSync) => T | Promise<T>): Promise<T> {
-    if (!this.#db) {
+    if (!this.#readers || this.#state === "stopped" || (!this.#db && !this.#writer)) {
       throw new InvalidArgumentError(
         `Cannot query a replica that is not started: current value is "${this.#state}"`,
       );
     }
-    const reader = this.#idleReaders.pop() ?? this.#openReader();
-    try {
-      reader.exec("BEGIN");
-      return await fn(reader);
-    } finally {
-      if (reader.isTransaction) reader.exec("COMMIT");
-      // A query that outlived stop() closes its own connection.
-      if (this.#db) this.#idleReaders.push(reader);
-      else reader.close();
-    }
+    return await this.#readers.query(fn);
   }
 
   /**
@@ -427,9 +521,17 @@ export class LiveReplica extends EventTarget {
   }
 
   #closeDatabases(): void {
-    for (const reader of this.#idleReaders) reader.close();
-    this.#idleReaders = [];
+    this.#readers?.close();
     this.#db?.close();
     this.#db = undefined;
+    this.#writer?.close();
+    this.#writer = undefined;
   }
+}
+
+/** The writer of a replica following the store: WAL, so queries read while deltas apply. */
+function openWriter(file: string): DatabaseSync {
+  const db = new DatabaseSync(file);
+  db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL");
+  return db;
 }

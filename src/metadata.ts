@@ -11,8 +11,25 @@ import type { ChildShard } from "./records.ts";
 /** The name of the metadata table inside every snapshot. */
 export const META_TABLE = "streambolt_meta";
 
-/** The snapshot format version this module writes. */
-export const FORMAT_VERSION = 1;
+/**
+ * The snapshot format version this module writes. Version 2 added deltas (a new kind of object,
+ * which version-1 readers pass over) and the metadata columns `last_arrival_at` and
+ * `accepted_gaps`; a version-1 snapshot is upgraded when a producer builds on it.
+ */
+export const FORMAT_VERSION = 2;
+
+/** A gap a producer was told to accept: records after `after` may have been trimmed by the
+ * stream's retention before they were read. */
+export interface AcceptedGap {
+  /** The sequence number the snapshot had reached when the gap was accepted. */
+  after: string;
+  /** When the last record before the gap arrived in the stream (ISO 8601), if known. */
+  lastArrivalAt?: string;
+  /** The stream's retention period then, in hours. */
+  retentionHours: number;
+  /** When the gap was accepted (ISO 8601). */
+  acceptedAt: string;
+}
 
 /** What a snapshot database records about itself. */
 export interface SnapshotMetadata {
@@ -38,6 +55,10 @@ export interface SnapshotMetadata {
   childShards: ChildShard[];
   /** The shards this one continues (after a split or merge), when it was seeded from them. */
   parentShards: string[];
+  /** When the last record applied arrived in the stream (ISO 8601), if known. */
+  lastArrivalAt?: string;
+  /** Gaps the producer was told to accept (records possibly trimmed before they were read). */
+  acceptedGaps: AcceptedGap[];
 }
 
 /**
@@ -79,6 +100,8 @@ export function readSnapshotMetadata(
     final: Number(row.final) === 1,
     childShards: JSON.parse(String(row.child_shards ?? "[]")),
     parentShards: JSON.parse(String(row.parent_shards ?? "[]")),
+    lastArrivalAt: row.last_arrival_at ? String(row.last_arrival_at) : undefined,
+    acceptedGaps: JSON.parse(String(row.accepted_gaps ?? "[]")),
   };
 }
 
@@ -100,7 +123,9 @@ export function initSnapshotMetadata(
     updated_at TEXT NOT NULL,
     final INTEGER NOT NULL DEFAULT 0,
     child_shards TEXT NOT NULL DEFAULT '[]',
-    parent_shards TEXT NOT NULL DEFAULT '[]'
+    parent_shards TEXT NOT NULL DEFAULT '[]',
+    last_arrival_at TEXT,
+    accepted_gaps TEXT NOT NULL DEFAULT '[]'
   )`);
   db.prepare(
     `INSERT INTO ${META_TABLE} (id, format_version, stream, shard_id, sequence_number,
@@ -114,4 +139,19 @@ export function initSnapshotMetadata(
     now,
     JSON.stringify(init.parentShards ?? []),
   );
+}
+
+/**
+ * Upgrades the metadata of a version-1 snapshot to the version this module writes (new columns,
+ * same rows). A schema change: the run that does it publishes a full snapshot.
+ *
+ * @returns True when the metadata was upgraded.
+ */
+export function upgradeSnapshotMetadata(db: DatabaseSync): boolean {
+  const meta = readSnapshotMetadata(db);
+  if (!meta || meta.formatVersion >= FORMAT_VERSION) return false;
+  db.exec(`ALTER TABLE ${META_TABLE} ADD COLUMN last_arrival_at TEXT;
+    ALTER TABLE ${META_TABLE} ADD COLUMN accepted_gaps TEXT NOT NULL DEFAULT '[]'`);
+  db.prepare(`UPDATE ${META_TABLE} SET format_version = ? WHERE id = 1`).run(FORMAT_VERSION);
+  return true;
 }

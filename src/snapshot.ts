@@ -1,11 +1,16 @@
 /**
  * The {@linkcode Snapshot} type and the naming rules that map a snapshot to its store key and
- * local file. Keys carry the stream, the shard and the decimal sequence number, so a listing
- * alone tells what is stored:
+ * local file. Keys carry the stream, the shard and the decimal sequence number (and, for a
+ * delta, the sequence number of the point it applies to), so a listing alone tells what is
+ * stored:
  *
  * ```text
- * <stream>/<shardId>/<sequenceNumber>[.final].sqlite[.zst]
+ * <stream>/<shardId>/<sequenceNumber>[.final].sqlite[.zst]          a full snapshot
+ * <stream>/<shardId>/<sequenceNumber>.from-<base>.delta[.zst]       a delta on the point <base>
  * ```
+ *
+ * A delta's name does not match the full snapshot's pattern, so readers of format 1 (which know
+ * only full snapshots) pass over it and can never mistake it for one.
  *
  * @module
  */
@@ -22,6 +27,10 @@ export const BOOTSTRAP_SEQUENCE = "0";
 /** How the bytes of a stored snapshot are encoded. */
 export type SnapshotEncoding = "zstd" | "none";
 
+/** What a stored object holds: a whole database (`full`), or the changes from an earlier point
+ * of the same shard to a later one (`delta`). */
+export type SnapshotKind = "full" | "delta";
+
 /** One snapshot of one shard, as found in a store. */
 export interface Snapshot {
   /** The Kinesis stream name. */
@@ -34,6 +43,10 @@ export interface Snapshot {
   final: boolean;
   /** The key of the snapshot inside its store. */
   key: string;
+  /** A whole database, or a delta applied to the point `baseSequenceNumber` of the shard. */
+  kind: SnapshotKind;
+  /** For a delta: the sequence number of the point it applies to. */
+  baseSequenceNumber?: string;
   /** How the stored bytes are encoded; a downloaded `localFile` is always plain SQLite. */
   encoding: SnapshotEncoding;
   /** Where the plain SQLite file is (or will be, after a download) on the local disk. */
@@ -56,11 +69,17 @@ export interface SnapshotKeyParts {
   final: boolean;
   /** How the stored bytes are encoded. */
   encoding: SnapshotEncoding;
+  /** `full` (the default) or `delta`. */
+  kind?: SnapshotKind;
+  /** For a delta: the sequence number of the point it applies to. */
+  baseSequenceNumber?: string;
 }
 
 const NAME_PATTERN = /^[A-Za-z0-9_.-]{1,256}$/;
 const SEQUENCE_PATTERN = /^(0|[1-9][0-9]{0,127})$/;
-const FILE_PATTERN = /^(0|[1-9][0-9]{0,127})(\.final)?\.sqlite(\.zst)?$/;
+const SEQ = "(0|[1-9][0-9]{0,127})";
+const FULL_PATTERN = new RegExp(`^${SEQ}(\\.final)?\\.sqlite(\\.zst)?$`);
+const DELTA_PATTERN = new RegExp(`^${SEQ}\\.from-${SEQ}\\.delta(\\.zst)?$`);
 
 /**
  * Checks that a stream name or shard id is safe to use as one segment of a key or path.
@@ -135,7 +154,8 @@ export function compareSequenceNumbers(a: string, b: string): number {
 
 /**
  * Orders snapshots of one shard from oldest to newest: by sequence number, and at the same
- * sequence number a final snapshot after one that is not.
+ * sequence number a final snapshot after one that is not, and a full snapshot after a delta (it
+ * is the cheaper way to reach the same point).
  *
  * @param a A snapshot.
  * @param b A snapshot.
@@ -151,11 +171,12 @@ export function compareSequenceNumbers(a: string, b: string): number {
  * ```
  */
 export function compareSnapshots(
-  a: Pick<SnapshotKeyParts, "sequenceNumber" | "final">,
-  b: Pick<SnapshotKeyParts, "sequenceNumber" | "final">,
+  a: Pick<SnapshotKeyParts, "sequenceNumber" | "final" | "kind">,
+  b: Pick<SnapshotKeyParts, "sequenceNumber" | "final" | "kind">,
 ): number {
   return compareSequenceNumbers(a.sequenceNumber, b.sequenceNumber) ||
-    Number(a.final) - Number(b.final);
+    Number(a.final) - Number(b.final) ||
+    Number((a.kind ?? "full") === "full") - Number((b.kind ?? "full") === "full");
 }
 
 /**
@@ -181,8 +202,10 @@ export function snapshotPrefix(stream: string, shardId?: string): string {
 /**
  * Builds the store key of a snapshot.
  *
- * @param parts The stream, shard, sequence number, finality and encoding.
- * @returns The key, e.g. `orders/shardId-000000000000/4959...898.sqlite.zst`.
+ * @param parts The stream, shard, sequence number, finality and encoding; for a delta its kind
+ * and the point it applies to.
+ * @returns The key, e.g. `orders/shardId-000000000000/4959...898.sqlite.zst`, or for a delta
+ * `orders/shardId-000000000000/4959...950.from-4959...898.delta.zst`.
  *
  * @example Usage
  * ```ts
@@ -200,9 +223,18 @@ export function snapshotPrefix(stream: string, shardId?: string): string {
  */
 export function snapshotKey(parts: SnapshotKeyParts): string {
   assertSequenceNumber(parts.sequenceNumber);
-  return `${snapshotPrefix(parts.stream, parts.shardId)}${parts.sequenceNumber}${
-    parts.final ? ".final" : ""
-  }.sqlite${parts.encoding === "zstd" ? ".zst" : ""}`;
+  const prefix = snapshotPrefix(parts.stream, parts.shardId);
+  const zst = parts.encoding === "zstd" ? ".zst" : "";
+  if ((parts.kind ?? "full") === "full") {
+    return `${prefix}${parts.sequenceNumber}${parts.final ? ".final" : ""}.sqlite${zst}`;
+  }
+  const base = assertSequenceNumber(parts.baseSequenceNumber ?? "");
+  if (parts.final || compareSequenceNumbers(base, parts.sequenceNumber) >= 0) {
+    throw new InvalidArgumentError(
+      `Cannot name a delta that is final or does not move forward: current value is ${base} -> ${parts.sequenceNumber}`,
+    );
+  }
+  return `${prefix}${parts.sequenceNumber}.from-${base}.delta${zst}`;
 }
 
 /**
@@ -221,11 +253,15 @@ export function snapshotKey(parts: SnapshotKeyParts): string {
  *   sequenceNumber: "42",
  *   final: true,
  *   encoding: "zstd",
+ *   kind: "full",
  * });
+ * assert.equal(parseSnapshotKey("orders/shardId-000000000000/50.from-42.delta.zst")?.kind, "delta");
  * assert.equal(parseSnapshotKey("orders/readme.txt"), undefined);
  * ```
  */
-export function parseSnapshotKey(key: string): SnapshotKeyParts | undefined {
+export function parseSnapshotKey(
+  key: string,
+): (SnapshotKeyParts & { kind: SnapshotKind }) | undefined {
   const segments = key.split("/");
   if (segments.length !== 3) return undefined;
   const [stream, shardId, file] = segments;
@@ -235,14 +271,27 @@ export function parseSnapshotKey(key: string): SnapshotKeyParts | undefined {
   if (!NAME_PATTERN.test(shardId) || shardId === "." || shardId === "..") {
     return undefined;
   }
-  const match = FILE_PATTERN.exec(file);
-  if (!match) return undefined;
+  const full = FULL_PATTERN.exec(file);
+  if (full) {
+    return {
+      stream,
+      shardId,
+      sequenceNumber: full[1],
+      final: full[2] !== undefined,
+      encoding: full[3] !== undefined ? "zstd" : "none",
+      kind: "full",
+    };
+  }
+  const delta = DELTA_PATTERN.exec(file);
+  if (!delta || compareSequenceNumbers(delta[2], delta[1]) >= 0) return undefined;
   return {
     stream,
     shardId,
-    sequenceNumber: match[1],
-    final: match[2] !== undefined,
-    encoding: match[3] !== undefined ? "zstd" : "none",
+    sequenceNumber: delta[1],
+    final: false,
+    encoding: delta[3] !== undefined ? "zstd" : "none",
+    kind: "delta",
+    baseSequenceNumber: delta[2],
   };
 }
 

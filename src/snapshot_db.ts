@@ -8,6 +8,7 @@
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { schemaFingerprint, tablesWithoutPrimaryKey } from "./_delta.ts";
 import { SnapshotGeneratorError, SnapshotIntegrityError } from "./errors.ts";
 import type { ParentSnapshot, SnapshotGenerator } from "./generator.ts";
 import type { HashKeyRange } from "./kinesis/hash_key.ts";
@@ -17,6 +18,7 @@ import {
   META_TABLE,
   readSnapshotMetadata,
   type SnapshotMetadata,
+  upgradeSnapshotMetadata,
 } from "./metadata.ts";
 import type { ChildShard, RecordBatch, ShardPage, ShardRecord } from "./records.ts";
 import { assertSequenceNumber, BOOTSTRAP_SEQUENCE } from "./snapshot.ts";
@@ -63,7 +65,27 @@ export interface SnapshotDbOptions {
   /** When given, a record the generator throws on is skipped (and reported here) instead of
    * failing its page. */
   onSkip?: SkipHandler;
+  /** Record the changes made from the opened point on (before `onStart`), so they can be
+   * published as a delta. A new database starts recording once {@linkcode
+   * SnapshotDb.restartTracking} is called. */
+  trackChanges?: boolean;
+  /** Stop recording changes (the next point is then published whole) once more records than
+   * this were applied since the last point: the recorded changes are held in memory. Defaults
+   * to 200,000. */
+  maxDeltaRecords?: number;
 }
+
+/** The changes since the last point, as a SQLite session patchset. */
+export interface Changes {
+  /** The patchset. */
+  patchset: Uint8Array;
+  /** The schema fingerprint of the database (unchanged since the last point). */
+  schema: string;
+}
+
+type Session = ReturnType<DatabaseSync["createSession"]>;
+
+const DEFAULT_MAX_DELTA_RECORDS = 200_000;
 
 /** A snapshot database open for writing. */
 export class SnapshotDb {
@@ -76,6 +98,10 @@ export class SnapshotDb {
   #final = false;
   #update?: StatementSync;
   #closed = false;
+  #session?: Session;
+  #trackedSchema?: string;
+  #trackedRecords = 0;
+  #untracked?: string;
 
   private constructor(file: string, db: DatabaseSync, options: SnapshotDbOptions) {
     this.file = file;
@@ -152,7 +178,56 @@ export class SnapshotDb {
       applied = await this.#applyOneByOne(page, children, error.cause);
     }
     this.#sequenceNumber = page.records[page.records.length - 1].sequenceNumber;
+    const limit = this.#options.maxDeltaRecords ?? DEFAULT_MAX_DELTA_RECORDS;
+    if (this.#session && (this.#trackedRecords += page.records.length) > limit) {
+      this.#stopTracking(`more than ${limit} records were applied since the last point`);
+    }
     return applied;
+  }
+
+  /**
+   * Starts recording changes afresh from the current point (after a point was published).
+   */
+  restartTracking(): void {
+    this.#session?.close();
+    this.#session = this.db.createSession();
+    this.#trackedSchema = schemaFingerprint(this.db);
+    this.#trackedRecords = 0;
+    this.#untracked = undefined;
+  }
+
+  /**
+   * Why the changes since the last point cannot be published as a delta, if they cannot:
+   * changes not recorded (a new database, too many records), tables a session cannot record
+   * (no primary key), or a schema change (sessions record rows, not schema).
+   *
+   * @returns The reason, or `undefined` when a delta can be taken.
+   */
+  deltaBlocker(): string | undefined {
+    if (!this.#session) return this.#untracked ?? "changes are not recorded";
+    const noKey = tablesWithoutPrimaryKey(this.db);
+    if (noKey.length > 0) return `tables without a primary key: ${noKey.join(", ")}`;
+    if (schemaFingerprint(this.db) !== this.#trackedSchema) return "the schema changed";
+    return undefined;
+  }
+
+  /**
+   * The changes recorded since the last point, as a patchset; recording restarts from here.
+   *
+   * @returns The changes, or `undefined` when {@linkcode SnapshotDb.deltaBlocker} names a
+   * reason they cannot be taken.
+   */
+  takeChanges(): Changes | undefined {
+    if (this.deltaBlocker() !== undefined) return undefined;
+    const changes = { patchset: this.#session!.patchset(), schema: this.#trackedSchema! };
+    this.restartTracking();
+    return changes;
+  }
+
+  #stopTracking(reason: string): void {
+    this.#session?.close();
+    this.#session = undefined;
+    this.#untracked = reason;
   }
 
   /** Hands free pages back to the file system (`PRAGMA incremental_vacuum`). */
@@ -167,6 +242,8 @@ export class SnapshotDb {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#session?.close();
+    this.#session = undefined;
     try {
       if (this.db.isOpen) this.db.exec("PRAGMA optimize");
     } finally {
@@ -177,6 +254,7 @@ export class SnapshotDb {
   async #initialise(): Promise<void> {
     const o = this.#options;
     let meta = readSnapshotMetadata(this.db);
+    const isBase = meta !== undefined;
     if (!meta && o.baseKey !== undefined) {
       throw new SnapshotIntegrityError(
         o.baseKey,
@@ -199,6 +277,9 @@ export class SnapshotDb {
     }
     this.#sequenceNumber = meta.sequenceNumber;
     this.#final = meta.final;
+    const upgraded = upgradeSnapshotMetadata(this.db);
+    if (o.trackChanges && isBase) this.restartTracking();
+    if (upgraded) this.#stopTracking("the snapshot format was upgraded");
     await inTransaction(this.db, async () => await o.generator.onStart?.(this.db));
   }
 
@@ -300,10 +381,17 @@ export class SnapshotDb {
       if (batch) {
         this.#update ??= this.db.prepare(
           `UPDATE ${META_TABLE} SET sequence_number = ?, records_applied = records_applied + ?,
-            records_skipped = records_skipped + ?, updated_at = ? WHERE id = 1`,
+            records_skipped = records_skipped + ?, updated_at = ?,
+            last_arrival_at = coalesce(?, last_arrival_at) WHERE id = 1`,
         );
-        const last = batch.records[batch.records.length - 1].sequenceNumber;
-        this.#update.run(last, counts.applied, counts.skipped, new Date().toISOString());
+        const last = batch.records[batch.records.length - 1];
+        this.#update.run(
+          last.sequenceNumber,
+          counts.applied,
+          counts.skipped,
+          new Date().toISOString(),
+          last.approximateArrivalTimestamp?.toISOString() ?? null,
+        );
       }
       if (children) {
         this.db.prepare(`UPDATE ${META_TABLE} SET final = 1, child_shards = ? WHERE id = 1`)

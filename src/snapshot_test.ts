@@ -32,6 +32,7 @@ Deno.test("snapshotKey() and parseSnapshotKey() round-trip", async (t) => {
           sequenceNumber: SEQ_B,
           final,
           encoding,
+          kind: "full" as const,
         };
         const key = snapshotKey(parts);
         assert.ok(key.startsWith("orders.v2/shardId-000000000001/" + SEQ_B));
@@ -39,6 +40,57 @@ Deno.test("snapshotKey() and parseSnapshotKey() round-trip", async (t) => {
       });
     }
   }
+  for (const encoding of ["zstd", "none"] as const) {
+    await t.step(`delta encoding=${encoding}`, () => {
+      const parts = {
+        stream: "orders",
+        shardId: "shardId-000000000001",
+        sequenceNumber: SEQ_B,
+        final: false,
+        encoding,
+        kind: "delta" as const,
+        baseSequenceNumber: SEQ_A,
+      };
+      const key = snapshotKey(parts);
+      assert.equal(
+        key,
+        `orders/shardId-000000000001/${SEQ_B}.from-${SEQ_A}.delta${
+          encoding === "zstd" ? ".zst" : ""
+        }`,
+      );
+      assert.deepEqual(parseSnapshotKey(key), parts);
+    });
+  }
+});
+
+Deno.test("a delta's key never reads as a full snapshot, and must move forward", () => {
+  // Format 1 readers matched only this pattern: a delta must not.
+  const formatOne = /^(0|[1-9][0-9]{0,127})(\.final)?\.sqlite(\.zst)?$/;
+  const delta = snapshotKey({
+    stream: "s",
+    shardId: "shardId-0",
+    sequenceNumber: "20",
+    final: false,
+    encoding: "zstd",
+    kind: "delta",
+    baseSequenceNumber: "10",
+  });
+  assert.equal(formatOne.test(delta.split("/")[2]), false);
+  assert.throws(
+    () =>
+      snapshotKey({
+        stream: "s",
+        shardId: "shardId-0",
+        sequenceNumber: "10",
+        final: false,
+        encoding: "zstd",
+        kind: "delta",
+        baseSequenceNumber: "10",
+      }),
+    InvalidArgumentError,
+  );
+  assert.equal(parseSnapshotKey("s/shardId-0/10.from-20.delta.zst"), undefined, "backwards");
+  assert.equal(parseSnapshotKey("s/shardId-0/20.from-10.final.delta.zst"), undefined);
 });
 
 Deno.test("parseSnapshotKey() ignores keys that are not snapshots", () => {

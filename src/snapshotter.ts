@@ -4,31 +4,21 @@
  *
  * @module
  */
-import { dirname, join, resolve } from "node:path";
-import { encodeFile } from "./_codec.ts";
+import { resolve } from "node:path";
 import { anySignal } from "./_signal.ts";
-import { fetchSnapshot, listShardSnapshots, newest } from "./_snapshot_io.ts";
+import { SnapshotRun } from "./_snapshot_run.ts";
 import { withWorkDir } from "./_work_dir.ts";
 import type { KinesisClientLike } from "./aws_client.ts";
+import { type ChainPolicy, resolveChainPolicy } from "./chain.ts";
 import { InvalidArgumentError } from "./errors.ts";
 import type { SnapshotGenerator } from "./generator.ts";
 import type { HashKeyRange } from "./kinesis/hash_key.ts";
-import { findShard } from "./kinesis/list_shards.ts";
 import type { RetryOptions } from "./kinesis/_retry.ts";
-import { readShard, type ReadShardOptions } from "./kinesis/shard_reader.ts";
-import { type Logger, silentLogger } from "./logger.ts";
-import { FORMAT_VERSION } from "./metadata.ts";
+import type { ReadShardOptions } from "./kinesis/shard_reader.ts";
+import type { Logger } from "./logger.ts";
 import type { ShardPage } from "./records.ts";
-import {
-  assertName,
-  localSnapshotFile,
-  type Snapshot,
-  type SnapshotEncoding,
-  snapshotKey,
-  type SnapshotKeyParts,
-} from "./snapshot.ts";
-import { type ParentFile, type SeedFromParents, SnapshotDb } from "./snapshot_db.ts";
-import { ObjectExistsError, type SnapshotStore } from "./store/snapshot_store.ts";
+import { assertName, type Snapshot, type SnapshotEncoding } from "./snapshot.ts";
+import type { SnapshotStore } from "./store/snapshot_store.ts";
 
 /** A source of pages of records, called like {@linkcode readShard}. */
 export type RecordSource = (
@@ -94,10 +84,34 @@ export interface ShardSnapshotterOptions {
    * sequence number, partition key, error) as a warning and counted in the snapshot's
    * `recordsSkipped`. Defaults to false. */
   skipBadRecords?: boolean;
-  /** Where pages of records come from. Defaults to {@linkcode readShard} (Kinesis); another
+  /** Where pages of records come from. Defaults to `readShard` (Kinesis); another
    * source (a file, a test or benchmark feed) gets the same options. */
   source?: RecordSource;
   /** Aborts every run of this snapshotter; nothing is published. */
+  signal?: AbortSignal;
+  /** Publish a full snapshot even where a delta would do. Defaults to false: when the shard's
+   * latest point can serve as a base, only what changed is published (a delta). */
+  full?: boolean;
+  /** When a full snapshot is written again, so that restoring stays bounded. */
+  chain?: ChainPolicy;
+  /** Full snapshots (each with the deltas after it) kept per shard; older chains are deleted
+   * after a run publishes, so the objects a run lists stay few however long a shard is
+   * followed. 0 keeps everything (then run `collectGarbage`). Defaults to 2. */
+  retainChains?: number;
+  /** Record changes for a delta only up to this many records since the last point (recorded
+   * changes are held in memory); past it, that point is published whole. Defaults to 200,000. */
+  maxDeltaRecords?: number;
+  /** While following ({@linkcode ShardSnapshotter.follow}): how long to wait after an empty
+   * read, in ms (Kinesis allows 5 reads per second per shard). Defaults to 1,000. */
+  pollIntervalMs?: number;
+}
+
+/** Options for {@linkcode ShardSnapshotter.follow}. */
+export interface FollowOptions {
+  /** Publish a point this often (ms) when records were applied. */
+  publishEveryMs: number;
+  /** Stops following: what was applied since the last point is published, then `follow`
+   * returns. */
   signal?: AbortSignal;
 }
 
@@ -167,6 +181,13 @@ export class ShardSnapshotter {
           typeof options.generator,
       );
     }
+    resolveChainPolicy(options.chain);
+    const retain = options.retainChains ?? 2;
+    if (!Number.isInteger(retain) || retain < 0) {
+      throw new InvalidArgumentError(
+        `Cannot snapshot as retainChains must be a whole number >= 0: current value is ${retain}`,
+      );
+    }
     this.#options = { ...options, localPath: resolve(options.localPath) };
   }
 
@@ -190,225 +211,30 @@ export class ShardSnapshotter {
       (dir) => new SnapshotRun(o, dir, signal).run(),
     );
   }
-}
 
-/** One run of a snapshotter, phase by phase, in its own working directory. */
-class SnapshotRun {
-  #o: ShardSnapshotterOptions;
-  #dir: string;
-  #signal?: AbortSignal;
-  #log: Logger;
-  #fields: { stream: string; shard: string };
-  #applied = 0;
-
-  constructor(options: ShardSnapshotterOptions, workDir: string, signal?: AbortSignal) {
-    this.#o = options;
-    this.#dir = workDir;
-    this.#signal = signal;
-    this.#log = options.logger ?? silentLogger;
-    this.#fields = { stream: options.stream, shard: options.shardId };
-  }
-
-  async run(): Promise<Snapshot> {
-    const base = await this.#findBase();
-    if (base?.final) {
-      this.#log.info("shard is closed and its final snapshot exists", {
-        ...this.#fields,
-        key: base.key,
-      });
-      return base;
-    }
-    const db = await this.#open(base);
-    try {
-      await this.#catchUp(db);
-      if (base && this.#applied === 0 && !db.final) {
-        this.#log.info("no new records; the latest snapshot stands", {
-          ...this.#fields,
-          key: base.key,
-        });
-        return base;
-      }
-      this.#compact(db);
-    } finally {
-      db.close();
-    }
-    return await this.#publish(db);
-  }
-
-  #progress(p: Omit<SnapshotProgress, "shardId">): void {
-    this.#o.onProgress?.({ shardId: this.#o.shardId, ...p });
-  }
-
-  /** Phase 1: the shard's latest published snapshot, if any. */
-  async #findBase(): Promise<Snapshot | undefined> {
-    const o = this.#o;
-    return newest(
-      await listShardSnapshots(o.store, o.stream, o.shardId, o.localPath, this.#signal),
-    );
-  }
-
-  /** Phase 2: the working database: the base downloaded, or a new one (seeded or empty). */
-  async #open(base: Snapshot | undefined): Promise<SnapshotDb> {
-    const o = this.#o;
-    const file = join(this.#dir, "snapshot.sqlite");
-    if (base) {
-      this.#progress({ phase: "download", recordsApplied: 0, sequenceNumber: base.sequenceNumber });
-      this.#log.info("downloading latest snapshot", { ...this.#fields, key: base.key });
-      await fetchSnapshot(o.store, base, file, this.#signal);
-    }
-    const seed = !base && o.parents?.length && o.generator.onParents
-      ? await this.#downloadParents(o.parents)
-      : undefined;
-    return await SnapshotDb.open(file, {
-      stream: o.stream,
-      shardId: o.shardId,
-      generator: o.generator,
-      baseKey: base?.key,
-      seed,
-      onSkip: o.skipBadRecords
-        ? (record, shardId, error) =>
-          this.#log.warn("skipped a record the generator failed on", {
-            shard: shardId,
-            sequenceNumber: record.sequenceNumber,
-            subSequenceNumber: record.subSequenceNumber,
-            partitionKey: record.partitionKey,
-            error: (error as Error)?.message ?? String(error),
-          })
-        : undefined,
-    });
-  }
-
-  async #downloadParents(parents: Snapshot[]): Promise<SeedFromParents> {
-    const o = this.#o;
-    const files: ParentFile[] = [];
-    for (const parent of parents) {
-      const file = join(this.#dir, `parent-${parent.shardId}.sqlite`);
-      this.#log.info("downloading parent's final snapshot", {
-        ...this.#fields,
-        parent: parent.shardId,
-        key: parent.key,
-      });
-      const metadata = await fetchSnapshot(o.store, parent, file, this.#signal);
-      files.push({ shardId: parent.shardId, file, metadata });
-    }
-    const hashKeyRange = o.hashKeyRange ??
-      (await findShard(o.kinesis, o.stream, o.shardId, this.#signal))?.hashKeyRange;
-    if (!hashKeyRange) {
+  /**
+   * Follows the shard continuously: keeps its database open, applies records as they arrive,
+   * and publishes a point every `publishEveryMs` when something changed (a delta, or a full
+   * snapshot when the chain policy calls for one). Returns when `signal` aborts (after
+   * publishing what was applied since the last point) or when the shard closes (after
+   * publishing its final snapshot).
+   *
+   * @param options The publish interval and the stop signal.
+   * @returns The latest point when it stopped, with `localFile` holding its database; none when
+   * nothing was ever published.
+   */
+  async follow(options: FollowOptions): Promise<Snapshot | undefined> {
+    const o = this.#options;
+    if (!Number.isFinite(options.publishEveryMs) || options.publishEveryMs < 0) {
       throw new InvalidArgumentError(
-        `Cannot seed shard from its parents as the stream has no such shard: current value is "${o.shardId}"`,
+        `Cannot follow a shard as publishEveryMs must be a number of ms >= 0: current value is ${options.publishEveryMs}`,
       );
     }
-    return { parents: files, hashKeyRange };
-  }
-
-  /** Phase 3: apply the records after the base until caught up or the shard closes. */
-  async #catchUp(db: SnapshotDb): Promise<void> {
-    const o = this.#o;
-    this.#log.info("catching up", { ...this.#fields, after: db.sequenceNumber });
-    const pages = (o.source ?? readShard)(o.kinesis, {
-      hashKeyRange: o.hashKeyRange,
-      stream: o.stream,
-      shardId: o.shardId,
-      after: db.sequenceNumber,
-      doneLagMs: o.doneLagMs ?? 0,
-      limit: o.limit,
-      prefetch: o.prefetch,
-      retry: o.retry,
-      signal: this.#signal,
-      logger: this.#log,
-    });
-    for await (const page of pages) {
-      this.#applied += await db.applyPage(page);
-      this.#progress({
-        phase: "catch-up",
-        recordsApplied: this.#applied,
-        sequenceNumber: db.sequenceNumber,
-        millisBehindLatest: page.millisBehindLatest,
-      });
-      this.#log.debug("applied batch", {
-        ...this.#fields,
-        records: page.records.length,
-        millisBehindLatest: page.millisBehindLatest,
-      });
-    }
-  }
-
-  /** Phase 4: hand free pages back before the file is encoded. */
-  #compact(db: SnapshotDb): void {
-    if (this.#o.compact === false) return;
-    this.#progress({
-      phase: "compact",
-      recordsApplied: this.#applied,
-      sequenceNumber: db.sequenceNumber,
-    });
-    db.compact();
-  }
-
-  /** Phases 5 and 6: encode the closed database and publish it; keep it as `localFile`. */
-  async #publish(db: SnapshotDb): Promise<Snapshot> {
-    const o = this.#o;
-    const encoding = o.encoding ?? "zstd";
-    const parts: SnapshotKeyParts = {
-      stream: o.stream,
-      shardId: o.shardId,
-      sequenceNumber: db.sequenceNumber,
-      final: db.final,
-      encoding,
-    };
-    const stored = join(this.#dir, "upload.bin");
-    const encoded = await encodeFile(db.file, stored, encoding);
-    const key = snapshotKey(parts);
-    this.#log.info("publishing snapshot", {
-      ...this.#fields,
-      key,
-      records: this.#applied,
-      rawBytes: encoded.rawSize,
-      storedBytes: encoded.storedSize,
-    });
-    await this.#upload(key, stored, {
-      sha256: encoded.sha256,
-      "raw-size": String(encoded.rawSize),
-      "format-version": String(FORMAT_VERSION),
-    }, parts.sequenceNumber);
-    const localFile = localSnapshotFile(o.localPath, parts);
-    await Deno.mkdir(dirname(localFile), { recursive: true });
-    await Deno.rename(db.file, localFile);
-    this.#progress({
-      phase: "done",
-      recordsApplied: this.#applied,
-      sequenceNumber: db.sequenceNumber,
-    });
-    return { ...parts, key, localFile, size: encoded.storedSize, lastModified: new Date() };
-  }
-
-  async #upload(
-    key: string,
-    file: string,
-    metadata: Record<string, string>,
-    sequenceNumber: string,
-  ): Promise<void> {
-    const upload = (bytesUploaded: number) =>
-      this.#progress({
-        phase: "upload",
-        recordsApplied: this.#applied,
-        sequenceNumber,
-        bytesUploaded,
-      });
-    upload(0);
-    try {
-      await this.#o.store.put(key, file, {
-        metadata,
-        ifNoneMatch: true,
-        signal: this.#signal,
-        onProgress: upload,
-      });
-    } catch (error) {
-      if (!(error instanceof ObjectExistsError)) throw error;
-      // Another producer published the same position first: its snapshot stands.
-      this.#log.warn("another producer published this snapshot first; keeping theirs", {
-        ...this.#fields,
-        key,
-      });
-    }
+    const stop = options.signal ?? new AbortController().signal;
+    return await withWorkDir(
+      o.localPath,
+      `${o.stream}.${o.shardId}`,
+      (dir) => new SnapshotRun(o, dir, o.signal).follow(options.publishEveryMs, stop),
+    );
   }
 }

@@ -6,6 +6,7 @@
  * @module
  */
 import { anySignal } from "./_signal.ts";
+import { StreamFollow } from "./stream_follow.ts";
 import { listShardSnapshots } from "./_snapshot_io.ts";
 import { InvalidArgumentError } from "./errors.ts";
 import { listStreamShards, type StreamShard } from "./kinesis/list_shards.ts";
@@ -179,6 +180,37 @@ export class StreamSnapshotter {
     }
     return this.#outcomes.flatMap((x) => (x.snapshot ? [x.snapshot] : []));
   }
+
+  /**
+   * Follows this worker's shards continuously: each is read as records arrive and publishes a
+   * point every `publishEveryMs` when something changed ({@linkcode ShardSnapshotter.follow}).
+   * Resharding is followed: a closed shard publishes its final snapshot and stops, and its
+   * children start once their parents' final snapshots exist (the stream's shards are listed
+   * again every interval). Every shard of the share is followed at once (`concurrency` does not
+   * apply).
+   *
+   * @param options The publish interval and the stop signal.
+   * @returns Every shard's latest point when it stopped.
+   * @throws {FollowError} When a shard failed; the others were stopped after publishing.
+   */
+  async follow(options: StreamFollowOptions): Promise<Snapshot[]> {
+    const o = this.#options;
+    const stop = anySignal(o.signal, options.signal) ?? new AbortController().signal;
+    return await new StreamFollow({
+      ...o,
+      owns: (shardId) => !o.worker || ownsShard(shardId, o.worker),
+      publishEveryMs: options.publishEveryMs,
+      stop,
+    }).run();
+  }
+}
+
+/** Options for {@linkcode StreamSnapshotter.follow}. */
+export interface StreamFollowOptions {
+  /** Publish each shard's point this often (ms) when records were applied. */
+  publishEveryMs: number;
+  /** Stops following: each shard publishes what it applied since its last point. */
+  signal?: AbortSignal;
 }
 
 /** One run over a stream's shards: which are this worker's, which are ready, which wait. */

@@ -96,7 +96,7 @@ async function publishedOrders(): Promise<
 }
 
 /** Puts 300 more records and snapshots every shard again: the records and what it printed. */
-async function snapshotAgain(o: Orders): Promise<{
+async function snapshotAgain(o: Orders, ...extra: string[]): Promise<{
   moreRecords: TestRecord[];
   more: PutResult[];
   result: Array<Record<string, unknown>>;
@@ -105,7 +105,8 @@ async function snapshotAgain(o: Orders): Promise<{
   const moreRecords = makeRecords(300, { keys: 60, seed: 12 });
   const more = await putRecords(writer, o.stream, moreRecords);
   const result = JSON.parse(
-    ok(await o.cli("snapshot", "--stream", o.stream, "--store", o.store, "--json", "-q")).stdout,
+    ok(await o.cli("snapshot", "--stream", o.stream, "--store", o.store, "--json", "-q", ...extra))
+      .stdout,
   );
   return { moreRecords, more, result };
 }
@@ -242,7 +243,8 @@ Deno.test(
 Deno.test("streambolt gc keeps the newest snapshot of every shard", SHARES_EMULATORS, async () => {
   const published = await publishedOrders();
   const { cli, stream, store, shard1, firstSnapshots } = published;
-  await snapshotAgain(published);
+  // Full snapshots only, one per run and shard (gc of delta chains has its own test).
+  await snapshotAgain(published, "--full");
   const dry = JSON.parse(
     ok(
       await cli(

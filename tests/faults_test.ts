@@ -463,14 +463,15 @@ Deno.test(
         ],
       ] as Array<[string, SnapshotStore]>
     ) {
-      const produce = () =>
+      const produce = (localPath = join(cwd, "work")) =>
         new ShardSnapshotter({
           kinesis,
           store,
           stream,
           shardId,
-          localPath: join(cwd, "work"),
+          localPath,
           generator: logGenerator(),
+          full: true, // full snapshots only: damaged deltas have their own case
         }).snapshotShard();
       for (const damage of ["flip", "truncate"]) {
         const put = await putRecords(writer, stream, makeRecords(40, { seed: damage.length }));
@@ -525,8 +526,10 @@ Deno.test(
         assert.equal(fallback.code, 0, fallback.stderr);
         assert.equal(JSON.parse(fallback.stdout).key, older.key);
         assert.match(fallback.stderr, /failed verification/);
+        // A producer without a local copy of that point (another host) must download it:
+        // it refuses the damaged object and builds nothing on it.
         await assert.rejects(
-          produce(),
+          produce(join(cwd, `elsewhere-${damage}-${store.url.length}`)),
           SnapshotIntegrityError,
         );
         totals.faultsInjected++;

@@ -295,7 +295,9 @@ Deno.test(
       await putRecords(writer, stream, makeRecords(30));
       const older = await snapshotter(store, stream, shardId, localPath).snapshotShard();
       await putRecords(writer, stream, makeRecords(30, { seed: 3 }));
-      const newer = await snapshotter(store, stream, shardId, localPath).snapshotShard();
+      // A full snapshot alone at the newer point (no delta beside it to restore it from).
+      const newer = await snapshotter(store, stream, shardId, localPath, { full: true })
+        .snapshotShard();
       // Flip one byte of the stored object, keeping its metadata.
       const raw = join(temp, crypto.randomUUID());
       const { metadata } = await store.download(newer.key, raw);

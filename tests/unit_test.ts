@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import {
   deaggregate,
+  describeChains,
   hashKeyOf,
   inHashKeyRange,
   InvalidArgumentError,
@@ -148,4 +149,58 @@ Deno.test("deaggregate() splits KPL aggregates and passes anything else through"
   assert.deepEqual(deaggregate({ ...record, data: broken }), [{ ...record, data: broken }]);
   const plain = { sequenceNumber: "1", partitionKey: "p", data: new Uint8Array([1, 2, 3]) };
   assert.deepEqual(deaggregate(plain), [plain]);
+});
+
+Deno.test("planGarbageCollection() keeps every object the kept points need", async (t) => {
+  const keys = [
+    "s/shardId-0/10.sqlite.zst",
+    "s/shardId-0/20.from-10.delta.zst",
+    "s/shardId-0/30.from-20.delta.zst",
+    "s/shardId-0/30.sqlite.zst",
+    "s/shardId-0/40.from-30.delta.zst",
+    "s/shardId-0/50.from-40.delta.zst",
+  ];
+  const all = keys.map((k) => ({ ...snap(k, 10 * 86_400_000), size: 1_000 }));
+  const deleted = (keep: number) => planGarbageCollection(all, { keep }).map((s) => s.key).sort();
+  await t.step("keep 1: the newest point's chain (the newer full and its deltas)", () => {
+    assert.deepEqual(deleted(1), [
+      "s/shardId-0/10.sqlite.zst",
+      "s/shardId-0/20.from-10.delta.zst",
+      "s/shardId-0/30.from-20.delta.zst",
+    ]);
+  });
+  await t.step("keep 3 counts points 50, 40 and 30: the older chain goes", () => {
+    assert.deepEqual(deleted(3), [
+      "s/shardId-0/10.sqlite.zst",
+      "s/shardId-0/20.from-10.delta.zst",
+    ]);
+  });
+  await t.step("keep 5 reaches point 20: its chain stays", () => {
+    assert.deepEqual(deleted(5), []);
+  });
+  await t.step("a gap: deltas after it are never what keeps a point restorable", () => {
+    const gap = all.filter((s) => !s.key.endsWith("/40.from-30.delta.zst"));
+    const doomed = planGarbageCollection(gap, { keep: 1 }).map((s) => s.key).sort();
+    // Point 30 is the newest restorable one; the orphan delta 50 is newer and left alone.
+    assert.deepEqual(doomed, ["s/shardId-0/10.sqlite.zst", "s/shardId-0/20.from-10.delta.zst"]);
+  });
+});
+
+Deno.test("describeChains() groups each full snapshot with the deltas restored from it", () => {
+  const keys = [
+    "s/shardId-0/10.sqlite.zst",
+    "s/shardId-0/20.from-10.delta.zst",
+    "s/shardId-0/30.sqlite.zst",
+    "s/shardId-0/40.from-30.delta.zst",
+    "s/shardId-0/70.from-60.delta.zst",
+  ];
+  const chains = describeChains(keys.map((k) => ({ ...snap(k), size: 1_000 })));
+  assert.deepEqual(
+    chains.map((c) => [c.full?.key, c.deltas.map((d) => d.key)]),
+    [
+      ["s/shardId-0/10.sqlite.zst", ["s/shardId-0/20.from-10.delta.zst"]],
+      ["s/shardId-0/30.sqlite.zst", ["s/shardId-0/40.from-30.delta.zst"]],
+      [undefined, ["s/shardId-0/70.from-60.delta.zst"]],
+    ],
+  );
 });

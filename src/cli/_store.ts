@@ -63,6 +63,8 @@ export interface SnapshotJson {
   sequenceNumber: string;
   final: boolean;
   key: string;
+  kind: string;
+  baseSequenceNumber?: string;
   encoding: string;
   size?: number;
   lastModified?: string;
@@ -76,6 +78,8 @@ export function snapshotJson(s: Snapshot): SnapshotJson {
     sequenceNumber: s.sequenceNumber,
     final: s.final,
     key: s.key,
+    kind: s.kind,
+    baseSequenceNumber: s.baseSequenceNumber,
     encoding: s.encoding,
     size: s.size,
     lastModified: s.lastModified?.toISOString(),

@@ -13,16 +13,21 @@ import { openCliStore, snapshotJson, STORE_HELP, STORE_OPTIONS } from "./_store.
 /** Help for the command. */
 export const HELP = `Usage: streambolt download --stream NAME --shard ID --store URL [options]
 
-Downloads a snapshot, verifies its SHA-256, and writes it as a plain SQLite file to
-DIR/<stream>/<shard>/<sequence>.sqlite. Prints the file's path.
+Restores a point of a shard (the latest, or --sequence) as a plain SQLite file at
+DIR/<stream>/<shard>/<sequence>.sqlite and prints its path: a full snapshot, then the deltas
+after it, each verified (SHA-256, contents against its key, each delta against the point it
+applies to). When DIR already holds an earlier point of the shard (an earlier download) and
+deltas lead on from it, only those deltas are fetched and that file is brought forward.
 
 Options:
   --stream NAME               the Kinesis stream (required)
   --shard ID                  the shard (required)
 ${STORE_HELP}
   --out DIR                   where to write (created if missing; default: .)
-  --sequence SEQ              this snapshot rather than the latest
-  --fallback                  if the latest fails verification, use the newest one that passes
+  --sequence SEQ              this point rather than the latest
+  --fallback                  if an object of the latest point's chain fails verification,
+                              restore the newest point that verifies
+  --no-refresh                download a full snapshot even when DIR holds an earlier point
   --json                      print an object with localFile
   -h, --help                  this help`;
 
@@ -35,6 +40,7 @@ export async function run(args: string[]): Promise<number> {
     out: { type: "string" },
     sequence: { type: "string" },
     fallback: { type: "boolean" },
+    "no-refresh": { type: "boolean" },
   });
   if (values.help) {
     out(HELP);
@@ -56,6 +62,7 @@ export async function run(args: string[]): Promise<number> {
     localPath: (values.out as string | undefined) ?? ".",
     logger,
   });
+  const refresh = !values["no-refresh"];
   let snapshot: Snapshot | undefined;
   if (sequence !== undefined) {
     snapshot = (await finder.findSnapshots()).filter((s) => s.sequenceNumber === sequence).at(-1);
@@ -64,9 +71,12 @@ export async function run(args: string[]): Promise<number> {
         `Cannot download snapshot as the shard has none at that sequence number: current value is "${sequence}"`,
       );
     }
-    await finder.downloadSnapshot(snapshot);
+    await finder.downloadSnapshot(snapshot, { refresh });
   } else {
-    snapshot = await finder.downloadLatestSnapshot({ fallback: Boolean(values.fallback) });
+    snapshot = await finder.downloadLatestSnapshot({
+      fallback: Boolean(values.fallback),
+      refresh,
+    });
     if (!snapshot) {
       throw new Error(
         `Cannot download a snapshot as the shard has none in ${store.url}: current value is "${stream}/${shardId}"`,

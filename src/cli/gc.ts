@@ -3,8 +3,8 @@
  *
  * @module
  */
-import { collectGarbage } from "../gc.ts";
-import { assertName } from "../snapshot.ts";
+import { collectGarbage, type SnapshotChain } from "../gc.ts";
+import { assertName, type Snapshot } from "../snapshot.ts";
 import {
   out,
   outJson,
@@ -20,16 +20,17 @@ import { openCliStore, snapshotJson, STORE_HELP, STORE_OPTIONS } from "./_store.
 /** Help for the command. */
 export const HELP = `Usage: streambolt gc --stream NAME --store URL --keep N [options]
 
-Deletes old snapshots, keeping the newest N of every shard. The newest snapshot of a shard is
-never deleted.
+Deletes old snapshots, keeping the newest N restorable points of every shard and every object
+their restore needs (a full snapshot and the deltas after it). The newest point of a shard
+always stays restorable.
 
 Options:
   --stream NAME               the Kinesis stream (required)
   --shard ID                  only this shard
 ${STORE_HELP}
-  --keep N                    snapshots to keep per shard, at least 1 (required)
+  --keep N                    restorable points to keep per shard, at least 1 (required)
   --older-than DURATION       only delete snapshots older than this (e.g. 36h, 7d, 2w)
-  --dry-run                   list what would be deleted; delete nothing
+  --dry-run                   show every chain and what would be deleted; delete nothing
   --json                      print the deleted snapshots as JSON
   -h, --help                  this help`;
 
@@ -58,24 +59,58 @@ export async function run(args: string[]): Promise<number> {
   const olderThanMs = olderThan === undefined ? undefined : parseDuration("older-than", olderThan);
   const store = await openCliStore(values, "gc");
   const dryRun = Boolean(values["dry-run"]);
-  const { deleted, kept } = await collectGarbage(store, stream, {
-    keep,
-    olderThanMs,
-    shardId,
-    dryRun,
-  });
+  const result = await collectGarbage(store, stream, { keep, olderThanMs, shardId, dryRun });
   if (values.json) {
-    outJson({ dryRun, kept, deleted: deleted.map(snapshotJson) });
+    outJson({
+      dryRun,
+      kept: result.kept,
+      deleted: result.deleted.map(snapshotJson),
+      chains: dryRun ? result.chains.map((c) => chainJson(c, result.deleted)) : undefined,
+    });
+  } else if (dryRun) {
+    printChains(result.chains, new Set(result.deleted.map((s) => s.key)));
   } else {
     outTable(
-      ["ACTION", "SHARD", "SEQUENCE", "KEY"],
-      deleted.map((s) => [dryRun ? "would delete" : "deleted", s.shardId, s.sequenceNumber, s.key]),
-    );
-    Deno.stderr.writeSync(
-      new TextEncoder().encode(
-        `streambolt: ${dryRun ? "would delete" : "deleted"} ${deleted.length}, kept ${kept}\n`,
-      ),
+      ["ACTION", "SHARD", "KIND", "SEQUENCE", "KEY"],
+      result.deleted.map((s) => ["deleted", s.shardId, s.kind, s.sequenceNumber, s.key]),
     );
   }
+  Deno.stderr.writeSync(
+    new TextEncoder().encode(
+      `streambolt: ${
+        dryRun ? "would delete" : "deleted"
+      } ${result.deleted.length}, kept ${result.kept}\n`,
+    ),
+  );
   return 0;
+}
+
+/** A chain as `--dry-run --json` prints it. */
+function chainJson(chain: SnapshotChain, deleted: Snapshot[]): Record<string, unknown> {
+  const doomed = new Set(deleted.map((s) => s.key));
+  return {
+    shardId: chain.shardId,
+    full: chain.full?.key ?? null,
+    deltas: chain.deltas.map((d) => d.key),
+    delete: [chain.full, ...chain.deltas].filter((s) => s && doomed.has(s.key)).map((s) => s!.key),
+  };
+}
+
+/** `--dry-run`: every chain of every shard, each object marked keep or delete. */
+function printChains(chains: SnapshotChain[], doomed: Set<string>): void {
+  const rows: string[][] = [];
+  chains.forEach((chain, i) => {
+    const objects = [...(chain.full ? [chain.full] : []), ...chain.deltas];
+    for (const s of objects) {
+      rows.push([
+        doomed.has(s.key) ? "would delete" : "keep",
+        s.shardId,
+        chain.full ? `chain ${i + 1}` : `no base (gap)`,
+        s.kind,
+        s.sequenceNumber,
+        s.key,
+      ]);
+    }
+  });
+  outTable(["ACTION", "SHARD", "CHAIN", "KIND", "SEQUENCE", "KEY"], rows);
 }

@@ -11,7 +11,8 @@ import { openCliStore, snapshotJson, STORE_HELP, STORE_OPTIONS } from "./_store.
 /** Help for the command. */
 export const HELP = `Usage: streambolt latest --stream NAME --shard ID --store URL [--json]
 
-Prints the newest snapshot of a shard; exits with status 1 when there is none.
+Prints the newest restorable point of a shard (its newest object: a full snapshot or a
+delta); exits with status 1 when there is none.
 
 Options:
   --stream NAME               the Kinesis stream (required)
@@ -43,9 +44,10 @@ export async function run(args: string[]): Promise<number> {
   }
   if (values.json) outJson(snapshotJson(latest));
   else {
-    outTable(["SHARD", "SEQUENCE", "FINAL", "SIZE", "KEY"], [[
+    outTable(["SHARD", "SEQUENCE", "KIND", "FINAL", "SIZE", "KEY"], [[
       latest.shardId,
       latest.sequenceNumber,
+      latest.kind,
       latest.final ? "yes" : "no",
       formatBytes(latest.size),
       latest.key,

@@ -11,7 +11,8 @@ import { openCliStore, snapshotJson, STORE_HELP, STORE_OPTIONS } from "./_store.
 /** Help for the command. */
 export const HELP = `Usage: streambolt list --stream NAME --store URL [--shard ID] [--json]
 
-Lists snapshots, oldest first per shard.
+Lists snapshots, oldest first per shard: full snapshots, and deltas with the point (BASE)
+they apply to.
 
 Options:
   --stream NAME               the Kinesis stream (required)
@@ -40,10 +41,12 @@ export async function run(args: string[]): Promise<number> {
   if (values.json) outJson(snapshots.map(snapshotJson));
   else {
     outTable(
-      ["SHARD", "SEQUENCE", "FINAL", "SIZE", "MODIFIED", "KEY"],
+      ["SHARD", "SEQUENCE", "KIND", "BASE", "FINAL", "SIZE", "MODIFIED", "KEY"],
       snapshots.map((s) => [
         s.shardId,
         s.sequenceNumber,
+        s.kind,
+        s.baseSequenceNumber ?? "-",
         s.final ? "yes" : "no",
         formatBytes(s.size),
         s.lastModified?.toISOString() ?? "-",

@@ -8,6 +8,7 @@ import { pathToFileURL } from "node:url";
 import type { SnapshotGenerator } from "../generator.ts";
 import { kvGenerator } from "../generators/kv.ts";
 import { logGenerator } from "../generators/log.ts";
+import type { ChainPolicy } from "../chain.ts";
 import type { SnapshotProgress } from "../snapshotter.ts";
 import {
   type ShardOutcome,
@@ -16,7 +17,16 @@ import {
   type WorkerShare,
 } from "../stream_snapshotter.ts";
 import { assertName } from "../snapshot.ts";
-import { out, outJson, outTable, parse, required, UsageError, wholeNumber } from "./_common.ts";
+import {
+  out,
+  outJson,
+  outTable,
+  parse,
+  parseDuration,
+  required,
+  UsageError,
+  wholeNumber,
+} from "./_common.ts";
 import { makeKinesisClient } from "./_aws.ts";
 import { type CliLogger, cliLogger } from "./_log.ts";
 import {
@@ -41,6 +51,15 @@ ${STORE_HELP}
                               PATH: a module whose default export is a SnapshotGenerator
                               (default: kv)
   --done-lag MS               stop once at most MS behind the shard's tip (default: 0)
+  --full                      publish full snapshots, even where a delta would do
+  --max-deltas N              deltas after a full before the next full (default: 20)
+  --max-delta-ratio R         ...or once their stored bytes pass R times the full's
+                              (a number like 0.05, or 5%; default: 0.05)
+  --retain-chains N           full snapshots (each with its deltas) kept per shard; older
+                              chains are deleted after publishing; 0 keeps all (default: 2)
+  --follow                    keep following the shards, publishing every interval;
+                              SIGINT/SIGTERM publish what was applied, then exit 0
+  --publish-every DURATION    with --follow: how often to publish (default: 60s)
   --no-compact                skip handing free pages back before upload
   --skip-bad-records          skip (and log, one line each) records the generator fails on,
                               instead of failing the shard
@@ -127,6 +146,46 @@ interface SnapshotArgs {
   encoding: "zstd" | "none";
   concurrency?: number;
   worker?: WorkerShare;
+  chain: ChainPolicy;
+  retainChains?: number;
+  /** With --follow: the publish interval. */
+  publishEveryMs?: number;
+}
+
+/** Parses a ratio: `0.05` or `5%`, above 0. */
+export function parseRatio(name: string, value: string): number {
+  const percent = value.endsWith("%");
+  const n = Number(percent ? value.slice(0, -1) : value) / (percent ? 100 : 1);
+  if (!/^\d*\.?\d+%?$/.test(value) || !Number.isFinite(n) || n <= 0) {
+    throw new UsageError(
+      `Cannot use --${name} as it must be a number above 0 like 0.05 or 5%: current value is ${
+        JSON.stringify(value)
+      }`,
+    );
+  }
+  return n;
+}
+
+/** The delta, chain and follow flags. */
+function chainArgs(values: Record<string, unknown>): Pick<
+  SnapshotArgs,
+  "chain" | "retainChains" | "publishEveryMs"
+> {
+  const every = values["publish-every"] as string | undefined;
+  if (every !== undefined && !values.follow) {
+    throw new UsageError(
+      `Cannot use --publish-every without --follow: current value is ${JSON.stringify(every)}`,
+    );
+  }
+  const ratio = values["max-delta-ratio"] as string | undefined;
+  return {
+    chain: {
+      maxDeltas: wholeNumber("max-deltas", values["max-deltas"] as string | undefined, 0),
+      maxBytesRatio: ratio === undefined ? undefined : parseRatio("max-delta-ratio", ratio),
+    },
+    retainChains: wholeNumber("retain-chains", values["retain-chains"] as string | undefined, 0),
+    publishEveryMs: values.follow ? parseDuration("publish-every", every ?? "60s") : undefined,
+  };
 }
 
 /** Parses and checks the arguments; `undefined` for --help. */
@@ -143,6 +202,12 @@ function parseSnapshotArgs(args: string[]): SnapshotArgs | undefined {
     concurrency: { type: "string" },
     worker: { type: "string" },
     "skip-bad-records": { type: "boolean" },
+    full: { type: "boolean" },
+    "max-deltas": { type: "string" },
+    "max-delta-ratio": { type: "string" },
+    "retain-chains": { type: "string" },
+    follow: { type: "boolean" },
+    "publish-every": { type: "string" },
   });
   if (values.help) return undefined;
   const stream = assertName("stream", required(values, "stream", "snapshot"));
@@ -166,6 +231,7 @@ function parseSnapshotArgs(args: string[]): SnapshotArgs | undefined {
     encoding,
     concurrency: wholeNumber("concurrency", values.concurrency as string | undefined, 1),
     worker: values.worker === undefined ? undefined : parseWorker(values.worker as string),
+    ...chainArgs(values),
   };
 }
 
@@ -236,8 +302,8 @@ export async function run(args: string[]): Promise<number> {
   const generator = await loadGenerator((values.generator as string | undefined) ?? "kv");
   const logger = cliLogger({ quiet: values.quiet as boolean, verbose: values.verbose as boolean });
   const kinesis = makeKinesisClient();
+  const progress = new Map<string, SnapshotProgress>();
   try {
-    const progress = new Map<string, SnapshotProgress>();
     const snapshotter = new StreamSnapshotter({
       kinesis,
       store,
@@ -252,11 +318,17 @@ export async function run(args: string[]): Promise<number> {
       concurrency: parsed.concurrency,
       worker: parsed.worker,
       skipBadRecords: Boolean(values["skip-bad-records"]),
+      full: Boolean(values.full),
+      chain: parsed.chain,
+      retainChains: parsed.retainChains,
       onProgress: (p) => {
         progress.set(p.shardId, p);
         logger.progress(p);
       },
     });
+    if (parsed.publishEveryMs !== undefined) {
+      return await follow(snapshotter, parsed.publishEveryMs, Boolean(values.json), logger);
+    }
     let failure: StreamSnapshotError | undefined;
     try {
       await snapshotter.snapshotStream();
@@ -271,5 +343,36 @@ export async function run(args: string[]): Promise<number> {
   } finally {
     logger.endProgress();
     kinesis.destroy();
+  }
+}
+
+/** `--follow`: until SIGINT or SIGTERM, then each shard publishes what it applied. */
+async function follow(
+  snapshotter: StreamSnapshotter,
+  publishEveryMs: number,
+  json: boolean,
+  logger: CliLogger,
+): Promise<number> {
+  const stop = new AbortController();
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  const onSignal = () => {
+    logger.info("stopping: publishing what was applied");
+    stop.abort();
+  };
+  for (const signal of signals) Deno.addSignalListener(signal, onSignal);
+  try {
+    logger.info("following the stream", { publishEveryMs });
+    const latest = await snapshotter.follow({ publishEveryMs, signal: stop.signal });
+    logger.endProgress();
+    if (json) outJson(latest.map(snapshotJson));
+    else {
+      outTable(
+        ["SHARD", "SEQUENCE", "KIND", "FINAL", "KEY"],
+        latest.map((s) => [s.shardId, s.sequenceNumber, s.kind, s.final ? "yes" : "no", s.key]),
+      );
+    }
+    return 0;
+  } finally {
+    for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
   }
 }

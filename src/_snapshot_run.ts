@@ -1,0 +1,564 @@
+/**
+ * One producer run over one shard, phase by phase, in its own working directory: find the
+ * latest restorable point, open it (from the local cache, or restored from the store, or new),
+ * catch up, publish a delta or a full snapshot, keep the result as the local cache, collect
+ * superseded chains. {@linkcode SnapshotRun.follow} keeps reading and publishes every interval.
+ *
+ * @module
+ */
+import { dirname, join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { encodeFile } from "./_codec.ts";
+import { encodeDelta } from "./_delta.ts";
+import { planRestore, restore, type RestorePlan } from "./_restore.ts";
+import { listShardSnapshots } from "./_snapshot_io.ts";
+import {
+  type ChainCost,
+  chainCost,
+  type ChainPolicy,
+  fullDue,
+  resolveChainPolicy,
+  supersededObjects,
+} from "./chain.ts";
+import { InvalidArgumentError } from "./errors.ts";
+import { findShard } from "./kinesis/list_shards.ts";
+import { readShard } from "./kinesis/shard_reader.ts";
+import { type Logger, silentLogger } from "./logger.ts";
+import { FORMAT_VERSION, readSnapshotMetadata } from "./metadata.ts";
+import type { ShardPage } from "./records.ts";
+import {
+  localSnapshotFile,
+  type Snapshot,
+  snapshotKey,
+  type SnapshotKeyParts,
+} from "./snapshot.ts";
+import { type Changes, type SeedFromParents, SnapshotDb } from "./snapshot_db.ts";
+import type { ShardSnapshotterOptions, SnapshotProgress } from "./snapshotter.ts";
+import { ObjectExistsError } from "./store/snapshot_store.ts";
+import { fetchSnapshot } from "./_snapshot_io.ts";
+
+/** What the local cache of a published point records beside the database file. */
+interface CacheRecord {
+  stream: string;
+  shardId: string;
+  sequenceNumber: string;
+  size: number;
+  mtimeMs: number;
+}
+
+/** One run of a snapshotter over one shard. */
+export class SnapshotRun {
+  #o: ShardSnapshotterOptions;
+  #dir: string;
+  #signal?: AbortSignal;
+  #log: Logger;
+  #fields: { stream: string; shard: string };
+  #policy: Required<ChainPolicy>;
+  /** The shard's objects as last listed. */
+  #objects: Snapshot[] = [];
+  /** The last published point, and what restoring it costs a consumer. */
+  #point?: Snapshot;
+  #chain?: ChainCost;
+  #applied = 0;
+  #sincePoint = 0;
+
+  constructor(options: ShardSnapshotterOptions, workDir: string, signal?: AbortSignal) {
+    this.#o = options;
+    this.#dir = workDir;
+    this.#signal = signal;
+    this.#log = options.logger ?? silentLogger;
+    this.#fields = { stream: options.stream, shard: options.shardId };
+    this.#policy = resolveChainPolicy(options.chain);
+  }
+
+  /** Catches up once and publishes; returns the latest point afterwards. */
+  async run(): Promise<Snapshot> {
+    const base = await this.#findBase();
+    if (base?.final) return this.#alreadyFinal(base);
+    const db = await this.#open(base);
+    let published: Snapshot;
+    try {
+      await this.#catchUp(db, this.#pages(db.sequenceNumber, this.#signal, false));
+      if (base && this.#sincePoint === 0 && !db.final) return await this.#standing(db, base);
+      published = await this.#publish(db);
+    } finally {
+      db.close();
+    }
+    const kept = await this.#keep(db, published);
+    await this.#collect();
+    return kept;
+  }
+
+  /**
+   * Reads on until `stop` aborts or the shard closes, publishing every `publishEveryMs` when
+   * records were applied; on stop, publishes what was applied since the last point.
+   *
+   * @returns The latest point when it stopped.
+   */
+  async follow(publishEveryMs: number, stop: AbortSignal): Promise<Snapshot | undefined> {
+    const base = await this.#findBase();
+    if (base?.final) return this.#alreadyFinal(base);
+    const db = await this.#open(base);
+    try {
+      const reading = AbortSignal.any([stop, ...(this.#signal ? [this.#signal] : [])]);
+      let due = Date.now() + publishEveryMs;
+      const pages = this.#pages(db.sequenceNumber, reading, true);
+      await this.#catchUp(db, pages, async () => {
+        if (Date.now() < due && !db.final) return;
+        if (this.#sincePoint > 0 || db.final) await this.#publishPoint(db);
+        due = Date.now() + publishEveryMs;
+      }).catch((error) => {
+        // Stopping cancels the read in flight; anything else is a failure.
+        const stopped = stop.aborted && !this.#signal?.aborted &&
+          (error === stop.reason || (error as Error)?.name === "AbortError");
+        if (!stopped) throw error;
+      });
+      if (this.#sincePoint > 0) await this.#publishPoint(db);
+    } finally {
+      db.close();
+    }
+    return this.#point && await this.#keep(db, this.#point);
+  }
+
+  /** No new records: the latest point stands, and stays the local cache if nothing changed. */
+  async #standing(db: SnapshotDb, base: RestorePlan): Promise<Snapshot> {
+    this.#log.info("no new records; the latest snapshot stands", {
+      ...this.#fields,
+      key: base.target!.key,
+    });
+    const unchanged = db.takeChanges()?.patchset.length === 0;
+    db.close();
+    return unchanged ? await this.#keep(db, base.target!) : base.target!;
+  }
+
+  #alreadyFinal(base: RestorePlan): Snapshot {
+    this.#log.info("shard is closed and its final snapshot exists", {
+      ...this.#fields,
+      key: base.target!.key,
+    });
+    return base.target!;
+  }
+
+  #progress(phase: SnapshotProgress["phase"], extra: Partial<SnapshotProgress> = {}): void {
+    this.#o.onProgress?.({
+      shardId: this.#o.shardId,
+      phase,
+      recordsApplied: this.#applied,
+      sequenceNumber: this.#point?.sequenceNumber ?? "0",
+      ...extra,
+    });
+  }
+
+  /** Phase 1: the shard's objects, and how to restore its newest point. */
+  async #findBase(): Promise<RestorePlan | undefined> {
+    const o = this.#o;
+    this.#objects = await listShardSnapshots(
+      o.store,
+      o.stream,
+      o.shardId,
+      o.localPath,
+      this.#signal,
+    );
+    const plan = planRestore(this.#objects);
+    if (plan && plan.unreachable.length > 0) {
+      this.#log.warn(
+        "newer objects are not restorable (a gap in their chain); building on the newest point that is",
+        {
+          ...this.#fields,
+          point: plan.sequenceNumber,
+          unreachable: plan.unreachable.map((s) => s.key).join(","),
+        },
+      );
+    }
+    this.#point = plan?.target;
+    this.#chain = plan && chainCost(plan.path);
+    return plan;
+  }
+
+  /** Phase 2: the working database: the cached or restored base, or a new one. */
+  async #open(base: RestorePlan | undefined): Promise<SnapshotDb> {
+    const o = this.#o;
+    const file = join(this.#dir, "snapshot.sqlite");
+    if (base) await this.#openBase(base, file);
+    const seed = !base && o.parents?.length && o.generator.onParents
+      ? await this.#downloadParents(o.parents)
+      : undefined;
+    return await SnapshotDb.open(file, {
+      stream: o.stream,
+      shardId: o.shardId,
+      generator: o.generator,
+      baseKey: base?.target?.key,
+      seed,
+      trackChanges: !o.full,
+      maxDeltaRecords: o.maxDeltaRecords,
+      onSkip: o.skipBadRecords
+        ? (record, shardId, error) =>
+          this.#log.warn("skipped a record the generator failed on", {
+            shard: shardId,
+            sequenceNumber: record.sequenceNumber,
+            subSequenceNumber: record.subSequenceNumber,
+            partitionKey: record.partitionKey,
+            error: (error as Error)?.message ?? String(error),
+          })
+        : undefined,
+    });
+  }
+
+  async #openBase(base: RestorePlan, file: string): Promise<void> {
+    if (await this.#takeCached(base.sequenceNumber, file)) {
+      this.#log.info("using the local copy of the latest point", {
+        ...this.#fields,
+        point: base.sequenceNumber,
+      });
+      return;
+    }
+    this.#progress("download", { sequenceNumber: base.sequenceNumber });
+    this.#log.info("restoring latest point", {
+      ...this.#fields,
+      point: base.sequenceNumber,
+      objects: base.path.length,
+    });
+    await restore(this.#o.store, base, file, this.#signal);
+  }
+
+  /** The local cache, when it holds exactly `sequenceNumber` of this shard: moved to `file`. */
+  async #takeCached(sequenceNumber: string, file: string): Promise<boolean> {
+    const o = this.#o;
+    const cached = localSnapshotFile(o.localPath, { ...this.#parts(sequenceNumber), final: false });
+    let record: CacheRecord;
+    let info: Deno.FileInfo;
+    try {
+      record = JSON.parse(await Deno.readTextFile(`${cached}.json`));
+      info = await Deno.stat(cached);
+    } catch {
+      return false;
+    }
+    const matches = record.stream === o.stream && record.shardId === o.shardId &&
+      record.sequenceNumber === sequenceNumber && record.size === info.size &&
+      record.mtimeMs === info.mtime?.getTime() && metadataMatches(cached, record);
+    if (!matches) return false;
+    await Deno.rename(cached, file);
+    await Deno.remove(`${cached}.json`).catch(() => {});
+    return true;
+  }
+
+  async #downloadParents(parents: Snapshot[]): Promise<SeedFromParents> {
+    const o = this.#o;
+    const files = [];
+    for (const parent of parents) {
+      const file = join(this.#dir, `parent-${parent.shardId}.sqlite`);
+      this.#log.info("downloading parent's final snapshot", {
+        ...this.#fields,
+        parent: parent.shardId,
+        key: parent.key,
+      });
+      const metadata = await fetchSnapshot(o.store, parent, file, this.#signal);
+      files.push({ shardId: parent.shardId, file, metadata });
+    }
+    const hashKeyRange = o.hashKeyRange ??
+      (await findShard(o.kinesis, o.stream, o.shardId, this.#signal))?.hashKeyRange;
+    if (!hashKeyRange) {
+      throw new InvalidArgumentError(
+        `Cannot seed shard from its parents as the stream has no such shard: current value is "${o.shardId}"`,
+      );
+    }
+    return { parents: files, hashKeyRange };
+  }
+
+  #pages(after: string, signal: AbortSignal | undefined, follow: boolean) {
+    const o = this.#o;
+    return (o.source ?? readShard)(o.kinesis, {
+      hashKeyRange: o.hashKeyRange,
+      stream: o.stream,
+      shardId: o.shardId,
+      after,
+      doneLagMs: follow ? undefined : o.doneLagMs ?? 0,
+      pollIntervalMs: o.pollIntervalMs,
+      limit: o.limit,
+      prefetch: o.prefetch,
+      retry: o.retry,
+      signal,
+      logger: this.#log,
+    });
+  }
+
+  /** Phase 3: apply pages until the source ends (caught up, closed, or stopped). */
+  async #catchUp(
+    db: SnapshotDb,
+    pages: AsyncIterable<ShardPage>,
+    afterPage?: () => Promise<void>,
+  ): Promise<void> {
+    this.#log.info("catching up", { ...this.#fields, after: db.sequenceNumber });
+    for await (const page of pages) {
+      const applied = await db.applyPage(page);
+      this.#applied += applied;
+      this.#sincePoint += page.records.length;
+      this.#progress("catch-up", {
+        sequenceNumber: db.sequenceNumber,
+        millisBehindLatest: page.millisBehindLatest,
+      });
+      this.#log.debug("applied batch", {
+        ...this.#fields,
+        records: page.records.length,
+        millisBehindLatest: page.millisBehindLatest,
+      });
+      await afterPage?.();
+      if (page.closed) return;
+    }
+  }
+
+  /** Publishes the current point and starts a new one (following). */
+  async #publishPoint(db: SnapshotDb): Promise<void> {
+    this.#point = await this.#publish(db);
+    db.restartTracking();
+  }
+
+  /**
+   * Phase 4: publish the point reached: a delta when the changes were recorded, and a full
+   * snapshot as well when the chain has grown past the policy (or the shard is closed, or no
+   * delta can be taken).
+   */
+  async #publish(db: SnapshotDb): Promise<Snapshot> {
+    const reason = this.#fullReason(db);
+    let published: Snapshot | undefined;
+    if (reason === undefined) {
+      published = await this.#publishDelta(db, db.takeChanges()!);
+      const chain = {
+        ...this.#chain!,
+        deltas: this.#chain!.deltas + 1,
+        deltaBytes: this.#chain!.deltaBytes + (published.size ?? 0),
+      };
+      this.#chain = chain;
+      if (!fullDue(chain, this.#policy)) return this.#published(published);
+      this.#log.info("the chain has grown past its policy; publishing a full snapshot too", {
+        ...this.#fields,
+        deltas: chain.deltas,
+        deltaBytes: chain.deltaBytes,
+        fullBytes: chain.fullBytes,
+      });
+    } else if (this.#point && !this.#o.full) {
+      this.#log.info(`publishing a full snapshot: ${reason}`, this.#fields);
+    }
+    const full = await this.#publishFull(db);
+    this.#chain = { fullBytes: full.size ?? 0, deltas: 0, deltaBytes: 0 };
+    return this.#published(full);
+  }
+
+  #published(point: Snapshot): Snapshot {
+    this.#sincePoint = 0;
+    this.#progress("done", { sequenceNumber: point.sequenceNumber });
+    return point;
+  }
+
+  /** Why this point must be published whole, if it must. */
+  #fullReason(db: SnapshotDb): string | undefined {
+    if (this.#o.full) return "a full snapshot was asked for";
+    if (!this.#point || !this.#chain) return "there is no earlier point";
+    if (db.final) return "the shard is closed";
+    return db.deltaBlocker();
+  }
+
+  async #publishDelta(db: SnapshotDb, changes: Changes): Promise<Snapshot> {
+    const o = this.#o;
+    const parts: SnapshotKeyParts = {
+      ...this.#parts(db.sequenceNumber),
+      final: false,
+      encoding: o.encoding ?? "zstd",
+      kind: "delta",
+      baseSequenceNumber: this.#point!.sequenceNumber,
+    };
+    const encoded = encodeDelta({
+      header: {
+        stream: o.stream,
+        shardId: o.shardId,
+        baseSequenceNumber: parts.baseSequenceNumber!,
+        sequenceNumber: parts.sequenceNumber,
+        schema: changes.schema,
+        createdAt: new Date().toISOString(),
+      },
+      patchset: changes.patchset,
+    }, parts.encoding);
+    const file = join(this.#dir, "delta.bin");
+    await Deno.writeFile(file, encoded.bytes);
+    const key = snapshotKey(parts);
+    await this.#put(
+      key,
+      file,
+      {
+        sha256: encoded.sha256,
+        "raw-size": String(encoded.rawSize),
+        kind: "delta",
+        base: parts.baseSequenceNumber!,
+      },
+      parts.sequenceNumber,
+      encoded.rawSize,
+      encoded.bytes.length,
+    );
+    await this.#noticeForks(parts.baseSequenceNumber!, key);
+    return this.#snapshot(parts, key, encoded.bytes.length);
+  }
+
+  async #publishFull(db: SnapshotDb): Promise<Snapshot> {
+    const o = this.#o;
+    const parts: SnapshotKeyParts = {
+      ...this.#parts(db.sequenceNumber),
+      final: db.final,
+      encoding: o.encoding ?? "zstd",
+      kind: "full",
+    };
+    if (o.compact !== false) {
+      this.#progress("compact", { sequenceNumber: db.sequenceNumber });
+      db.compact();
+    }
+    const stored = join(this.#dir, "upload.bin");
+    const encoded = await encodeFile(db.file, stored, parts.encoding);
+    const key = snapshotKey(parts);
+    await this.#put(
+      key,
+      stored,
+      {
+        sha256: encoded.sha256,
+        "raw-size": String(encoded.rawSize),
+      },
+      parts.sequenceNumber,
+      encoded.rawSize,
+      encoded.storedSize,
+    );
+    await Deno.remove(stored).catch(() => {});
+    return this.#snapshot(parts, key, encoded.storedSize);
+  }
+
+  #parts(sequenceNumber: string): Pick<SnapshotKeyParts, "stream" | "shardId" | "sequenceNumber"> {
+    return { stream: this.#o.stream, shardId: this.#o.shardId, sequenceNumber };
+  }
+
+  /** The object just published, now one of the shard's objects. */
+  #snapshot(parts: SnapshotKeyParts, key: string, size: number): Snapshot {
+    const snapshot: Snapshot = {
+      ...parts,
+      kind: parts.kind ?? "full",
+      key,
+      localFile: localSnapshotFile(this.#o.localPath, { ...parts, final: false }),
+      size,
+      lastModified: new Date(),
+    };
+    this.#objects.push(snapshot);
+    return snapshot;
+  }
+
+  async #put(
+    key: string,
+    file: string,
+    metadata: Record<string, string>,
+    sequenceNumber: string,
+    rawBytes: number,
+    storedBytes: number,
+  ): Promise<void> {
+    this.#log.info("publishing snapshot", {
+      ...this.#fields,
+      key,
+      records: this.#applied,
+      rawBytes,
+      storedBytes,
+    });
+    const progress = (bytesUploaded: number) =>
+      this.#progress("upload", { sequenceNumber, bytesUploaded });
+    progress(0);
+    try {
+      await this.#o.store.put(key, file, {
+        metadata: { ...metadata, "format-version": String(FORMAT_VERSION) },
+        ifNoneMatch: true,
+        signal: this.#signal,
+        onProgress: progress,
+      });
+    } catch (error) {
+      if (!(error instanceof ObjectExistsError)) throw error;
+      // Another producer published the same position first: its snapshot stands.
+      this.#log.warn("another producer published this snapshot first; keeping theirs", {
+        ...this.#fields,
+        key,
+      });
+    }
+  }
+
+  /** Two producers that built on the same point publish two deltas of it: say so. */
+  async #noticeForks(base: string, key: string): Promise<void> {
+    const o = this.#o;
+    const now = await listShardSnapshots(o.store, o.stream, o.shardId, "", this.#signal);
+    const siblings = now.filter((s) =>
+      s.kind === "delta" && s.baseSequenceNumber === base && s.key !== key
+    );
+    if (siblings.length === 0) return;
+    this.#log.warn(
+      "another producer published a delta of the same point; both are valid, consumers take the newest",
+      {
+        ...this.#fields,
+        key,
+        others: siblings.map((s) => s.key).join(","),
+      },
+    );
+  }
+
+  /** Phase 5: keep the database of the point published as the local cache. */
+  async #keep(db: SnapshotDb, point: Snapshot): Promise<Snapshot> {
+    const target = localSnapshotFile(this.#o.localPath, { ...point, final: false });
+    await Deno.mkdir(dirname(target), { recursive: true });
+    // Durable before it is named: the next run builds on it without downloading.
+    const handle = await Deno.open(db.file, { read: true, write: true });
+    try {
+      await handle.sync();
+    } finally {
+      handle.close();
+    }
+    await removeOtherCaches(dirname(target), target);
+    await Deno.rename(db.file, target);
+    const info = await Deno.stat(target);
+    const record: CacheRecord = {
+      ...this.#parts(point.sequenceNumber),
+      size: info.size,
+      mtimeMs: info.mtime?.getTime() ?? 0,
+    };
+    await Deno.writeTextFile(`${target}.json`, JSON.stringify(record));
+    return { ...point, localFile: target };
+  }
+
+  /** Phase 6: delete the chains older than the newest `retainChains` full snapshots. */
+  async #collect(): Promise<void> {
+    const doomed = supersededObjects(this.#objects, this.#o.retainChains ?? 2);
+    if (doomed.length === 0) return;
+    try {
+      await this.#o.store.delete(doomed.map((s) => s.key), { signal: this.#signal });
+      this.#log.info("deleted superseded chains", { ...this.#fields, objects: doomed.length });
+    } catch (error) {
+      this.#log.warn("could not delete superseded chains; they stay until gc", {
+        ...this.#fields,
+        error: (error as Error)?.message ?? String(error),
+      });
+    }
+  }
+}
+
+function metadataMatches(file: string, record: CacheRecord): boolean {
+  let db: DatabaseSync | undefined;
+  try {
+    db = new DatabaseSync(file, { readOnly: true });
+    const meta = readSnapshotMetadata(db);
+    return meta?.stream === record.stream && meta.shardId === record.shardId &&
+      meta.sequenceNumber === record.sequenceNumber && !meta.final;
+  } catch {
+    return false;
+  } finally {
+    db?.close();
+  }
+}
+
+/** Removes the cached points in `dir` other than `keep` (one cache per shard). */
+async function removeOtherCaches(dir: string, keep: string): Promise<void> {
+  for await (const entry of Deno.readDir(dir)) {
+    const path = join(dir, entry.name);
+    if (path === keep || path === `${keep}.json`) continue;
+    if (/^\d+(\.final)?\.sqlite(\.json)?$/.test(entry.name)) {
+      await Deno.remove(path).catch(() => {});
+    }
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * Following a whole stream: one {@linkcode ShardSnapshotter.follow} per shard of this worker's
+ * share, started once its parents' final snapshots exist, with the stream's shards listed
+ * again every interval so that children of a reshard are picked up.
+ *
+ * @module
+ */
+import { sleep } from "./kinesis/_retry.ts";
+import { listShardSnapshots } from "./_snapshot_io.ts";
+import { listStreamShards, type StreamShard } from "./kinesis/list_shards.ts";
+import { type Logger, silentLogger } from "./logger.ts";
+import type { Snapshot } from "./snapshot.ts";
+import { ShardSnapshotter, type ShardSnapshotterOptions } from "./snapshotter.ts";
+
+/** What the stream follower needs. */
+export interface StreamFollowerOptions extends Omit<ShardSnapshotterOptions, "shardId"> {
+  /** Only these shards. */
+  shardIds?: string[];
+  /** Whether this worker takes a shard. */
+  owns: (shardId: string) => boolean;
+  /** Publish a point this often (ms) when records were applied. */
+  publishEveryMs: number;
+  /** Stops following. */
+  stop: AbortSignal;
+}
+
+/** A shard follower failed: the others were stopped (after publishing). */
+export class FollowError extends Error {
+  /** The shard that failed. */
+  readonly shardId: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param shardId The shard that failed.
+   * @param cause Why.
+   */
+  constructor(shardId: string, cause: unknown) {
+    super(
+      `Cannot follow shard "${shardId}": ${(cause as Error)?.message ?? String(cause)}`,
+      { cause },
+    );
+    this.name = "FollowError";
+    this.shardId = shardId;
+  }
+}
+
+/** Follows this worker's shards of a stream until stopped. */
+export class StreamFollow {
+  #o: StreamFollowerOptions;
+  #log: Logger;
+  #halt = new AbortController();
+  #running = new Map<string, Promise<void>>();
+  #finals = new Map<string, Snapshot>();
+  #latest = new Map<string, Snapshot>();
+  #failure?: FollowError;
+
+  constructor(options: StreamFollowerOptions) {
+    this.#o = options;
+    this.#log = options.logger ?? silentLogger;
+    options.stop.addEventListener("abort", () => this.#halt.abort(), { once: true });
+    if (options.stop.aborted) this.#halt.abort();
+  }
+
+  /**
+   * Follows until stopped or a shard fails.
+   *
+   * @returns Every shard's latest point when it stopped.
+   */
+  async run(): Promise<Snapshot[]> {
+    while (!this.#halt.signal.aborted) {
+      await this.#startReady().catch((error) => {
+        // Listing failed (after the SDK's and streambolt's retries): try again next interval.
+        this.#log.warn("cannot list the stream's shards; trying again", {
+          stream: this.#o.stream,
+          error: (error as Error)?.message ?? String(error),
+        });
+      });
+      await Promise.race([
+        sleep(this.#o.publishEveryMs, this.#halt.signal).catch(() => {}),
+        ...this.#running.values(),
+      ]);
+    }
+    await Promise.all(this.#running.values());
+    if (this.#failure) throw this.#failure;
+    return [...this.#latest.values()];
+  }
+
+  /** Starts a follower for each shard of this worker that is open (or not yet final) and whose
+   * parents are final. */
+  async #startReady(): Promise<void> {
+    const o = this.#o;
+    const shards = await listStreamShards(o.kinesis, o.stream, { signal: this.#halt.signal });
+    const known = new Set(shards.map((s) => s.shardId));
+    const candidates = shards.filter((s) =>
+      (!o.shardIds || o.shardIds.includes(s.shardId)) && o.owns(s.shardId) &&
+      !this.#running.has(s.shardId) && !this.#finals.has(s.shardId)
+    );
+    if (candidates.length === 0) return;
+    await this.#refreshFinals();
+    for (const shard of candidates) {
+      if (this.#finals.has(shard.shardId) || this.#halt.signal.aborted) continue;
+      // A parent no longer listed (past the stream's retention) cannot be waited for.
+      if (shard.parentShards.every((p) => this.#finals.has(p) || !known.has(p))) {
+        this.#start(shard);
+      }
+    }
+  }
+
+  async #refreshFinals(): Promise<void> {
+    const o = this.#o;
+    const stored = await listShardSnapshots(o.store, o.stream, undefined, o.localPath);
+    for (const s of stored) if (s.final) this.#finals.set(s.shardId, s);
+  }
+
+  #start(shard: StreamShard): void {
+    const o = this.#o;
+    const parents = shard.parentShards.map((p) => this.#finals.get(p))
+      .filter((p): p is Snapshot => Boolean(p));
+    this.#log.info("following shard", { stream: o.stream, shard: shard.shardId });
+    const task = new ShardSnapshotter({
+      ...o,
+      shardId: shard.shardId,
+      hashKeyRange: shard.hashKeyRange,
+      parents,
+    }).follow({ publishEveryMs: o.publishEveryMs, signal: this.#halt.signal })
+      .then((latest) => {
+        if (!latest) return;
+        this.#latest.set(shard.shardId, latest);
+        if (latest.final) this.#finals.set(shard.shardId, latest);
+      })
+      .catch((error) => {
+        this.#failure ??= new FollowError(shard.shardId, error);
+        this.#halt.abort();
+      })
+      .finally(() => this.#running.delete(shard.shardId));
+    this.#running.set(shard.shardId, task);
+  }
+}
