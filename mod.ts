@@ -69,6 +69,7 @@ export {
 } from "./src/metadata.ts";
 export {
   InvalidArgumentError,
+  RetentionGapError,
   ShardReadError,
   SnapshotGeneratorError,
   SnapshotIntegrityError,

@@ -12,6 +12,7 @@ import { createHash } from "node:crypto";
 import { constants, type DatabaseSync } from "node:sqlite";
 import zlib from "node:zlib";
 import { SnapshotIntegrityError } from "./errors.ts";
+import { recordTransfer } from "./_telemetry.ts";
 import { readSnapshotMetadata } from "./metadata.ts";
 import type { Snapshot, SnapshotEncoding } from "./snapshot.ts";
 import type { SnapshotStore } from "./store/snapshot_store.ts";
@@ -100,6 +101,7 @@ export async function fetchDelta(
   try {
     metadata = (await store.download(snapshot.key, scratchFile, { signal })).metadata;
     bytes = await Deno.readFile(scratchFile);
+    recordTransfer("downloaded", snapshot, "delta", bytes.length);
   } finally {
     await Deno.remove(scratchFile).catch(() => {});
   }

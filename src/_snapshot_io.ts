@@ -8,6 +8,7 @@ import { DatabaseSync } from "node:sqlite";
 import { dirname, join } from "node:path";
 import { decodeFile, sha256File } from "./_codec.ts";
 import { SnapshotIntegrityError } from "./errors.ts";
+import { recordTransfer } from "./_telemetry.ts";
 import { readSnapshotMetadata, type SnapshotMetadata } from "./metadata.ts";
 import {
   compareSnapshots,
@@ -70,7 +71,8 @@ export async function fetchSnapshot(
   const stored = join(dir, `.download-${id}`);
   const plain = join(dir, `.verify-${id}.sqlite`);
   try {
-    const { metadata } = await store.download(snapshot.key, stored, { signal });
+    const { metadata, size } = await store.download(snapshot.key, stored, { signal });
+    recordTransfer("downloaded", snapshot, "full", size);
     const expected = metadata.sha256;
     if (!expected) {
       throw new SnapshotIntegrityError(

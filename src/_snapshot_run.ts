@@ -20,13 +20,22 @@ import {
   resolveChainPolicy,
   supersededObjects,
 } from "./chain.ts";
-import { InvalidArgumentError } from "./errors.ts";
+import { InvalidArgumentError, RetentionGapError } from "./errors.ts";
+import { MIN_RETENTION_HOURS, streamRetentionHours } from "./kinesis/retention.ts";
 import { findShard } from "./kinesis/list_shards.ts";
 import { readShard } from "./kinesis/shard_reader.ts";
 import { type Logger, silentLogger } from "./logger.ts";
+import {
+  forgetShard,
+  recordPage,
+  recordPublished,
+  recordTransfer,
+  RunTrace,
+} from "./_telemetry.ts";
 import { FORMAT_VERSION, readSnapshotMetadata } from "./metadata.ts";
 import type { ShardPage } from "./records.ts";
 import {
+  BOOTSTRAP_SEQUENCE,
   localSnapshotFile,
   type Snapshot,
   snapshotKey,
@@ -36,6 +45,8 @@ import { type Changes, type SeedFromParents, SnapshotDb } from "./snapshot_db.ts
 import type { ShardSnapshotterOptions, SnapshotProgress } from "./snapshotter.ts";
 import { ObjectExistsError } from "./store/snapshot_store.ts";
 import { fetchSnapshot } from "./_snapshot_io.ts";
+
+const HOUR_MS = 3_600_000;
 
 /** What the local cache of a published point records beside the database file. */
 interface CacheRecord {
@@ -61,6 +72,7 @@ export class SnapshotRun {
   #chain?: ChainCost;
   #applied = 0;
   #sincePoint = 0;
+  #trace?: RunTrace;
 
   constructor(options: ShardSnapshotterOptions, workDir: string, signal?: AbortSignal) {
     this.#o = options;
@@ -73,12 +85,17 @@ export class SnapshotRun {
 
   /** Catches up once and publishes; returns the latest point afterwards. */
   async run(): Promise<Snapshot> {
+    return await this.#traced("streambolt.snapshot", () => this.#runOnce());
+  }
+
+  async #runOnce(): Promise<Snapshot> {
     const base = await this.#findBase();
     if (base?.final) return this.#alreadyFinal(base);
     const db = await this.#open(base);
     let published: Snapshot;
     try {
-      await this.#catchUp(db, this.#pages(db.sequenceNumber, this.#signal, false));
+      const pages = this.#pages(db.sequenceNumber, this.#signal, false);
+      await this.#phase("catch_up", () => this.#catchUp(db, pages));
       if (base && this.#sincePoint === 0 && !db.final) return await this.#standing(db, base);
       published = await this.#publish(db);
     } finally {
@@ -96,9 +113,12 @@ export class SnapshotRun {
    * @returns The latest point when it stopped.
    */
   async follow(publishEveryMs: number, stop: AbortSignal): Promise<Snapshot | undefined> {
-    const base = await this.#findBase();
-    if (base?.final) return this.#alreadyFinal(base);
-    const db = await this.#open(base);
+    const opened = await this.#traced("streambolt.follow", async () => {
+      const base = await this.#findBase();
+      return base?.final ? this.#alreadyFinal(base) : await this.#open(base);
+    });
+    if (!(opened instanceof SnapshotDb)) return opened;
+    const db = opened;
     try {
       const reading = AbortSignal.any([stop, ...(this.#signal ? [this.#signal] : [])]);
       let due = Date.now() + publishEveryMs;
@@ -117,7 +137,28 @@ export class SnapshotRun {
     } finally {
       db.close();
     }
+    if (db.final) forgetShard(this.#o);
     return this.#point && await this.#keep(db, this.#point);
+  }
+
+  /** Runs `work` as a traced run: a span, child spans for its phases, its duration. */
+  async #traced<T>(name: string, work: () => Promise<T>): Promise<T> {
+    this.#trace = new RunTrace(name, this.#o);
+    let failure: unknown;
+    try {
+      return await work();
+    } catch (error) {
+      failure = error;
+      throw error;
+    } finally {
+      this.#trace.end(failure);
+      this.#trace = undefined;
+    }
+  }
+
+  /** Runs one phase inside a child span of the current run, if one is traced. */
+  #phase<T>(name: string, work: () => Promise<T>): Promise<T> {
+    return this.#trace ? this.#trace.phase(name, work) : work();
   }
 
   /** No new records: the latest point stands, and stays the local cache if nothing changed. */
@@ -152,12 +193,9 @@ export class SnapshotRun {
   /** Phase 1: the shard's objects, and how to restore its newest point. */
   async #findBase(): Promise<RestorePlan | undefined> {
     const o = this.#o;
-    this.#objects = await listShardSnapshots(
-      o.store,
-      o.stream,
-      o.shardId,
-      o.localPath,
-      this.#signal,
+    this.#objects = await this.#phase(
+      "find_base",
+      () => listShardSnapshots(o.store, o.stream, o.shardId, o.localPath, this.#signal),
     );
     const plan = planRestore(this.#objects);
     if (plan && plan.unreachable.length > 0) {
@@ -179,11 +217,58 @@ export class SnapshotRun {
   async #open(base: RestorePlan | undefined): Promise<SnapshotDb> {
     const o = this.#o;
     const file = join(this.#dir, "snapshot.sqlite");
-    if (base) await this.#openBase(base, file);
+    if (base) await this.#phase("download", () => this.#openBase(base, file));
     const seed = !base && o.parents?.length && o.generator.onParents
       ? await this.#downloadParents(o.parents)
       : undefined;
-    return await SnapshotDb.open(file, {
+    const db = await this.#openDb(file, base, seed);
+    try {
+      if (base) await this.#checkGap(db, base);
+      return db;
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  }
+
+  /**
+   * A base whose last record arrived longer ago than the stream's retention may be followed by
+   * records already trimmed: fail, naming the shard, unless told to accept the gap (then it is
+   * logged and recorded in the snapshot's metadata).
+   */
+  async #checkGap(db: SnapshotDb, base: RestorePlan): Promise<void> {
+    const o = this.#o;
+    const meta = db.metadata();
+    const last = meta.lastArrivalAt ?? base.target?.lastModified?.toISOString();
+    if (meta.sequenceNumber === BOOTSTRAP_SEQUENCE || !last) return;
+    const age = Date.now() - Date.parse(last);
+    if (age < MIN_RETENTION_HOURS * HOUR_MS) return;
+    const retentionHours = await streamRetentionHours(o.kinesis, o.stream, this.#signal);
+    if (age < retentionHours * HOUR_MS) return;
+    if (!o.acceptGap) throw new RetentionGapError(o.shardId, last, retentionHours);
+    this.#log.warn(
+      "continuing past a possible gap: the snapshot's last record is older than the stream's retention",
+      {
+        ...this.#fields,
+        lastArrivalAt: last,
+        retentionHours,
+      },
+    );
+    await db.recordGap({
+      after: meta.sequenceNumber,
+      lastArrivalAt: last,
+      retentionHours,
+      acceptedAt: new Date().toISOString(),
+    });
+  }
+
+  #openDb(
+    file: string,
+    base: RestorePlan | undefined,
+    seed: SeedFromParents | undefined,
+  ): Promise<SnapshotDb> {
+    const o = this.#o;
+    return SnapshotDb.open(file, {
       stream: o.stream,
       shardId: o.shardId,
       generator: o.generator,
@@ -291,6 +376,7 @@ export class SnapshotRun {
     this.#log.info("catching up", { ...this.#fields, after: db.sequenceNumber });
     for await (const page of pages) {
       const applied = await db.applyPage(page);
+      recordPage(this.#o, applied, page.records.length - applied, page.millisBehindLatest);
       this.#applied += applied;
       this.#sincePoint += page.records.length;
       this.#progress("catch-up", {
@@ -309,7 +395,7 @@ export class SnapshotRun {
 
   /** Publishes the current point and starts a new one (following). */
   async #publishPoint(db: SnapshotDb): Promise<void> {
-    this.#point = await this.#publish(db);
+    this.#point = await this.#traced("streambolt.publish", () => this.#publish(db));
     db.restartTracking();
   }
 
@@ -346,6 +432,8 @@ export class SnapshotRun {
 
   #published(point: Snapshot): Snapshot {
     this.#sincePoint = 0;
+    recordPublished(this.#o);
+    this.#trace?.set("streambolt.snapshot.kind", point.kind);
     this.#progress("done", { sequenceNumber: point.sequenceNumber });
     return point;
   }
@@ -367,17 +455,18 @@ export class SnapshotRun {
       kind: "delta",
       baseSequenceNumber: this.#point!.sequenceNumber,
     };
-    const encoded = encodeDelta({
-      header: {
-        stream: o.stream,
-        shardId: o.shardId,
-        baseSequenceNumber: parts.baseSequenceNumber!,
-        sequenceNumber: parts.sequenceNumber,
-        schema: changes.schema,
-        createdAt: new Date().toISOString(),
-      },
-      patchset: changes.patchset,
-    }, parts.encoding);
+    const encoded = await this.#phase("encode", () =>
+      Promise.resolve(encodeDelta({
+        header: {
+          stream: o.stream,
+          shardId: o.shardId,
+          baseSequenceNumber: parts.baseSequenceNumber!,
+          sequenceNumber: parts.sequenceNumber,
+          schema: changes.schema,
+          createdAt: new Date().toISOString(),
+        },
+        patchset: changes.patchset,
+      }, parts.encoding)));
     const file = join(this.#dir, "delta.bin");
     await Deno.writeFile(file, encoded.bytes);
     const key = snapshotKey(parts);
@@ -389,6 +478,7 @@ export class SnapshotRun {
         "raw-size": String(encoded.rawSize),
         kind: "delta",
         base: parts.baseSequenceNumber!,
+        ...pointMetadata(db),
       },
       parts.sequenceNumber,
       encoded.rawSize,
@@ -408,10 +498,10 @@ export class SnapshotRun {
     };
     if (o.compact !== false) {
       this.#progress("compact", { sequenceNumber: db.sequenceNumber });
-      db.compact();
+      await this.#phase("compact", () => Promise.resolve(db.compact()));
     }
     const stored = join(this.#dir, "upload.bin");
-    const encoded = await encodeFile(db.file, stored, parts.encoding);
+    const encoded = await this.#phase("encode", () => encodeFile(db.file, stored, parts.encoding));
     const key = snapshotKey(parts);
     await this.#put(
       key,
@@ -419,6 +509,7 @@ export class SnapshotRun {
       {
         sha256: encoded.sha256,
         "raw-size": String(encoded.rawSize),
+        ...pointMetadata(db),
       },
       parts.sequenceNumber,
       encoded.rawSize,
@@ -465,12 +556,14 @@ export class SnapshotRun {
       this.#progress("upload", { sequenceNumber, bytesUploaded });
     progress(0);
     try {
-      await this.#o.store.put(key, file, {
-        metadata: { ...metadata, "format-version": String(FORMAT_VERSION) },
-        ifNoneMatch: true,
-        signal: this.#signal,
-        onProgress: progress,
-      });
+      await this.#phase("upload", () =>
+        this.#o.store.put(key, file, {
+          metadata: { ...metadata, "format-version": String(FORMAT_VERSION) },
+          ifNoneMatch: true,
+          signal: this.#signal,
+          onProgress: progress,
+        }));
+      recordTransfer("uploaded", this.#o, metadata.kind ?? "full", storedBytes);
     } catch (error) {
       if (!(error instanceof ObjectExistsError)) throw error;
       // Another producer published the same position first: its snapshot stands.
@@ -536,6 +629,20 @@ export class SnapshotRun {
       });
     }
   }
+}
+
+/**
+ * What a stored object says about its point besides the key (S3 user metadata, or the file
+ * store's sidecar), so `status` can read it with a HEAD instead of a download.
+ */
+function pointMetadata(db: SnapshotDb): Record<string, string> {
+  const meta = db.metadata();
+  return {
+    "records-applied": String(meta.recordsApplied),
+    "records-skipped": String(meta.recordsSkipped),
+    ...(meta.lastArrivalAt ? { "last-arrival-at": meta.lastArrivalAt } : {}),
+    ...(meta.acceptedGaps.length > 0 ? { "accepted-gaps": String(meta.acceptedGaps.length) } : {}),
+  };
 }
 
 function metadataMatches(file: string, record: CacheRecord): boolean {

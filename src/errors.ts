@@ -128,3 +128,41 @@ export class ShardReadError extends Error {
     this.shardId = shardId;
   }
 }
+
+/**
+ * A shard's snapshot ends at a record older than the stream's retention period: the records
+ * after it may already be trimmed, so continuing would silently leave a gap.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RetentionGapError } from "./errors.ts";
+ * const error = new RetentionGapError("shardId-000000000000", "2026-01-01T00:00:00.000Z", 24);
+ * assert.equal(error.retentionHours, 24);
+ * ```
+ */
+export class RetentionGapError extends Error {
+  /** The shard. */
+  readonly shardId: string;
+  /** When the snapshot's last record arrived (ISO 8601). */
+  readonly lastArrivalAt: string;
+  /** The stream's retention period, in hours. */
+  readonly retentionHours: number;
+
+  /**
+   * Creates the error.
+   *
+   * @param shardId The shard.
+   * @param lastArrivalAt When the snapshot's last record arrived (ISO 8601).
+   * @param retentionHours The stream's retention period, in hours.
+   */
+  constructor(shardId: string, lastArrivalAt: string, retentionHours: number) {
+    super(
+      `Cannot continue shard "${shardId}" from its snapshot as its last record arrived at ${lastArrivalAt}, longer ago than the stream's retention of ${retentionHours} h: records after it may have been trimmed (accept the gap with --accept-gap / acceptGap): current value is "${lastArrivalAt}"`,
+    );
+    this.name = "RetentionGapError";
+    this.shardId = shardId;
+    this.lastArrivalAt = lastArrivalAt;
+    this.retentionHours = retentionHours;
+  }
+}

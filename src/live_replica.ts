@@ -11,6 +11,7 @@ import { join, resolve } from "node:path";
 import type { KinesisClientLike } from "./aws_client.ts";
 import { applyDeltas, planRestore, restoreInto, type RestorePlan } from "./_restore.ts";
 import { ReaderPool } from "./_reader_pool.ts";
+import { type ReplicaProbe, watchReplica } from "./_telemetry.ts";
 import { listShardSnapshots } from "./_snapshot_io.ts";
 import { InvalidArgumentError, SnapshotGeneratorError, SnapshotIntegrityError } from "./errors.ts";
 import { ShardSnapshotFinder } from "./finder.ts";
@@ -158,6 +159,7 @@ export class LiveReplica extends EventTarget {
   #error?: unknown;
   #dir: string;
   #file: string;
+  #unwatch?: () => void;
 
   /**
    * Creates a replica; nothing happens until {@linkcode LiveReplica.start}.
@@ -306,6 +308,7 @@ export class LiveReplica extends EventTarget {
       this.#readers = new ReaderPool(this.#file);
       this.#readers.warm();
       this.#state = final ? "closed" : "running";
+      this.#unwatch = watchReplica(this.#probe());
       this.#loop = final ? Promise.resolve() : this.#run();
       return snapshot;
     } catch (error) {
@@ -520,7 +523,22 @@ export class LiveReplica extends EventTarget {
     await this.stop();
   }
 
+  /** What the telemetry gauges read of this replica. */
+  #probe(): ReplicaProbe {
+    const o = this.#options;
+    const state = () => this.#state;
+    return {
+      shard: { stream: o.stream, shardId: o.shardId },
+      source: o.follow ?? "kinesis",
+      lag: () => this.#lag,
+      get state() {
+        return state();
+      },
+    };
+  }
+
   #closeDatabases(): void {
+    this.#unwatch?.();
     this.#readers?.close();
     this.#db?.close();
     this.#db = undefined;

@@ -13,6 +13,7 @@ import { SnapshotGeneratorError, SnapshotIntegrityError } from "./errors.ts";
 import type { ParentSnapshot, SnapshotGenerator } from "./generator.ts";
 import type { HashKeyRange } from "./kinesis/hash_key.ts";
 import {
+  type AcceptedGap,
   FORMAT_VERSION,
   initSnapshotMetadata,
   META_TABLE,
@@ -228,6 +229,20 @@ export class SnapshotDb {
     this.#session?.close();
     this.#session = undefined;
     this.#untracked = reason;
+  }
+
+  /**
+   * Records a gap the producer was told to accept, in the metadata (and so in the next point).
+   *
+   * @param gap The gap.
+   */
+  async recordGap(gap: AcceptedGap): Promise<void> {
+    const gaps = [...this.metadata().acceptedGaps, gap];
+    await inTransaction(this.db, () => {
+      this.db.prepare(`UPDATE ${META_TABLE} SET accepted_gaps = ? WHERE id = 1`)
+        .run(JSON.stringify(gaps));
+      return Promise.resolve();
+    });
   }
 
   /** Hands free pages back to the file system (`PRAGMA incremental_vacuum`). */

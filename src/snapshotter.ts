@@ -101,6 +101,11 @@ export interface ShardSnapshotterOptions {
   /** Record changes for a delta only up to this many records since the last point (recorded
    * changes are held in memory); past it, that point is published whole. Defaults to 200,000. */
   maxDeltaRecords?: number;
+  /** Continue from a snapshot whose last record is older than the stream's retention period
+   * (records after it may have been trimmed): the gap is logged and recorded in the snapshot's
+   * metadata (`acceptedGaps`). Defaults to false: such a run fails with a
+   * `RetentionGapError` naming the shard, the record's arrival time and the retention. */
+  acceptGap?: boolean;
   /** While following ({@linkcode ShardSnapshotter.follow}): how long to wait after an empty
    * read, in ms (Kinesis allows 5 reads per second per shard). Defaults to 1,000. */
   pollIntervalMs?: number;

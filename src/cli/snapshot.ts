@@ -63,6 +63,9 @@ ${STORE_HELP}
   --no-compact                skip handing free pages back before upload
   --skip-bad-records          skip (and log, one line each) records the generator fails on,
                               instead of failing the shard
+  --accept-gap                continue a shard whose snapshot ends at a record older than the
+                              stream's retention (records after it may be trimmed); logged and
+                              recorded in the snapshot (default: fail, naming the shard)
   --encoding zstd|none        how snapshots are stored (default: zstd)
   --local-dir DIR             working directory (default: .streambolt-local)
   --concurrency N             shards snapshotted at once (default: 4)
@@ -203,6 +206,7 @@ function parseSnapshotArgs(args: string[]): SnapshotArgs | undefined {
     worker: { type: "string" },
     "skip-bad-records": { type: "boolean" },
     full: { type: "boolean" },
+    "accept-gap": { type: "boolean" },
     "max-deltas": { type: "string" },
     "max-delta-ratio": { type: "string" },
     "retain-chains": { type: "string" },
@@ -319,6 +323,7 @@ export async function run(args: string[]): Promise<number> {
       worker: parsed.worker,
       skipBadRecords: Boolean(values["skip-bad-records"]),
       full: Boolean(values.full),
+      acceptGap: Boolean(values["accept-gap"]),
       chain: parsed.chain,
       retainChains: parsed.retainChains,
       onProgress: (p) => {

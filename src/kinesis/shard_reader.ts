@@ -14,6 +14,7 @@ import type {
 import type { KinesisClientLike } from "../aws_client.ts";
 import { ShardReadError } from "../errors.ts";
 import { type Logger, silentLogger } from "../logger.ts";
+import { recordRetry } from "../_telemetry.ts";
 import type { ChildShard, ShardPage, ShardRecord } from "../records.ts";
 import { BOOTSTRAP_SEQUENCE } from "../snapshot.ts";
 import { hashKeyOf, type HashKeyRange, inHashKeyRange } from "./hash_key.ts";
@@ -127,6 +128,7 @@ class ShardReader {
       ...options.retry,
       signal: this.#abort.signal,
       onRetry: (error, attempt, delayMs) => {
+        recordRetry("kinesis", options, (error as Error)?.name ?? "Error");
         this.#logger.warn("retrying Kinesis call", {
           shard: options.shardId,
           error: (error as Error).name,

@@ -1,0 +1,236 @@
+/**
+ * What streambolt reports to OpenTelemetry, through `@opentelemetry/api`: metrics and traces
+ * go to whatever provider the app registered, or to Deno's own exporter when `OTEL_DENO=true`
+ * (then `OTEL_EXPORTER_OTLP_ENDPOINT` and the other standard `OTEL_*` variables apply). With
+ * neither, the API's no-op provider takes every call and nothing is exported.
+ *
+ * Metric names follow the semantic-convention style (`streambolt.<thing>.<measure>`, units
+ * set); README "Operating" lists them.
+ *
+ * @module
+ */
+import {
+  type Attributes,
+  context,
+  metrics,
+  type ObservableGauge,
+  type Span,
+  SpanStatusCode,
+  trace,
+} from "@opentelemetry/api";
+
+const SCOPE = "streambolt";
+
+/** The shard a measurement is of. */
+export interface ShardAttributes {
+  stream: string;
+  shardId: string;
+}
+
+const attrs = (s: ShardAttributes, extra: Attributes = {}): Attributes => ({
+  "streambolt.stream": s.stream,
+  "streambolt.shard": s.shardId,
+  ...extra,
+});
+
+// Latest values, read by the observable gauges when a reader collects.
+const shardLag = new Map<string, { shard: ShardAttributes; ms: number }>();
+const published = new Map<string, { shard: ShardAttributes; at: number }>();
+const replicas = new Set<ReplicaProbe>();
+
+/** What a replica tells the gauges about itself. */
+export interface ReplicaProbe {
+  shard: ShardAttributes;
+  lag(): number | undefined;
+  readonly state: string;
+  readonly source: string;
+}
+
+let instruments: ReturnType<typeof createInstruments> | undefined;
+
+/** The instruments, created on first use (on the provider registered by then). */
+function m(): ReturnType<typeof createInstruments> {
+  return instruments ??= createInstruments();
+}
+
+function createInstruments() {
+  const meter = metrics.getMeter(SCOPE);
+  const counter = (name: string, unit: string, description: string) =>
+    meter.createCounter(name, { unit, description });
+  const gauge = (name: string, unit: string, description: string) =>
+    meter.createObservableGauge(name, { unit, description });
+  const made = {
+    recordsApplied: counter("streambolt.records.applied", "{record}", "Records applied"),
+    recordsSkipped: counter(
+      "streambolt.records.skipped",
+      "{record}",
+      "Records skipped because the generator failed on them",
+    ),
+    batches: counter("streambolt.batches", "{batch}", "Pages of records applied"),
+    bytesUploaded: counter("streambolt.bytes.uploaded", "By", "Stored bytes published"),
+    bytesDownloaded: counter("streambolt.bytes.downloaded", "By", "Stored bytes downloaded"),
+    retries: counter("streambolt.retries", "{retry}", "Calls retried, by cause"),
+    runDuration: meter.createHistogram("streambolt.run.duration", {
+      unit: "s",
+      description: "Duration of a snapshot run (or of a published point, when following)",
+    }),
+    shardLag: gauge(
+      "streambolt.shard.millis_behind_latest",
+      "ms",
+      "How far behind the shard's tip the last page read ended",
+    ),
+    streamLag: gauge(
+      "streambolt.stream.millis_behind_latest",
+      "ms",
+      "The largest lag of the stream's shards in this process",
+    ),
+    snapshotAge: gauge(
+      "streambolt.snapshot.age",
+      "s",
+      "Time since this process last published a point of the shard",
+    ),
+    replicaLag: gauge("streambolt.replica.lag", "ms", "How far behind a live replica is"),
+    replicaState: gauge(
+      "streambolt.replica.state",
+      "{replica}",
+      "Live replicas by state (1 for the state a replica is in)",
+    ),
+  };
+  observeGauges(made);
+  return made;
+}
+
+/** The gauges read the latest values when a reader collects. */
+function observeGauges(made: {
+  shardLag: ObservableGauge;
+  streamLag: ObservableGauge;
+  snapshotAge: ObservableGauge;
+  replicaLag: ObservableGauge;
+  replicaState: ObservableGauge;
+}): void {
+  made.shardLag.addCallback((r) => {
+    for (const { shard, ms } of shardLag.values()) r.observe(ms, attrs(shard));
+  });
+  made.streamLag.addCallback((r) => {
+    const worst = new Map<string, number>();
+    for (const { shard, ms } of shardLag.values()) {
+      worst.set(shard.stream, Math.max(ms, worst.get(shard.stream) ?? 0));
+    }
+    for (const [stream, ms] of worst) r.observe(ms, { "streambolt.stream": stream });
+  });
+  made.snapshotAge.addCallback((r) => {
+    for (const { shard, at } of published.values()) {
+      r.observe((Date.now() - at) / 1000, attrs(shard));
+    }
+  });
+  made.replicaLag.addCallback((r) => {
+    for (const p of replicas) {
+      const lag = p.lag();
+      if (lag !== undefined) {
+        r.observe(lag, attrs(p.shard, { "streambolt.replica.source": p.source }));
+      }
+    }
+  });
+  made.replicaState.addCallback((r) => {
+    for (const p of replicas) r.observe(1, attrs(p.shard, { "streambolt.replica.state": p.state }));
+  });
+}
+
+const key = (s: ShardAttributes) => `${s.stream}/${s.shardId}`;
+
+/** Records applied from one page. */
+export function recordPage(
+  shard: ShardAttributes,
+  applied: number,
+  skipped: number,
+  millisBehindLatest: number,
+): void {
+  const i = m();
+  i.batches.add(1, attrs(shard));
+  if (applied > 0) i.recordsApplied.add(applied, attrs(shard));
+  if (skipped > 0) i.recordsSkipped.add(skipped, attrs(shard));
+  shardLag.set(key(shard), { shard, ms: millisBehindLatest });
+}
+
+/** Stored bytes moved to or from the store. */
+export function recordTransfer(
+  direction: "uploaded" | "downloaded",
+  shard: ShardAttributes,
+  kind: string,
+  bytes: number,
+): void {
+  const counter = direction === "uploaded" ? m().bytesUploaded : m().bytesDownloaded;
+  counter.add(bytes, attrs(shard, { "streambolt.snapshot.kind": kind }));
+}
+
+/** A point published now. */
+export function recordPublished(shard: ShardAttributes): void {
+  published.set(key(shard), { shard, at: Date.now() });
+}
+
+/** A call retried, by service and cause (the error's name). */
+export function recordRetry(service: string, shard: ShardAttributes, cause: string): void {
+  m().retries.add(1, attrs(shard, { "streambolt.service": service, "error.type": cause }));
+}
+
+/** A shard this process no longer reads: its lag is no longer reported. */
+export function forgetShard(shard: ShardAttributes): void {
+  shardLag.delete(key(shard));
+}
+
+/** Reports a replica's lag and state while it lives; returns the function that stops it. */
+export function watchReplica(probe: ReplicaProbe): () => void {
+  m();
+  replicas.add(probe);
+  return () => replicas.delete(probe);
+}
+
+/** A traced run: a span with a child span per phase, and its duration on a histogram. */
+export class RunTrace {
+  #span: Span;
+  #shard: ShardAttributes;
+  #started = performance.now();
+
+  constructor(name: string, shard: ShardAttributes, extra: Attributes = {}) {
+    this.#shard = shard;
+    this.#span = trace.getTracer(SCOPE).startSpan(name, { attributes: attrs(shard, extra) });
+  }
+
+  /** Runs one phase of the run inside a child span. */
+  async phase<T>(name: string, work: () => Promise<T>): Promise<T> {
+    const parent = trace.setSpan(context.active(), this.#span);
+    const span = trace.getTracer(SCOPE).startSpan(
+      `streambolt.${name}`,
+      { attributes: attrs(this.#shard) },
+      parent,
+    );
+    try {
+      return await work();
+    } catch (error) {
+      fail(span, error);
+      throw error;
+    } finally {
+      span.end();
+    }
+  }
+
+  /** Sets an attribute on the run's span. */
+  set(name: string, value: string | number | boolean): void {
+    this.#span.setAttribute(name, value);
+  }
+
+  /** Ends the run: its span (with the error, if any) and its duration. */
+  end(error?: unknown): void {
+    if (error !== undefined) fail(this.#span, error);
+    this.#span.end();
+    m().runDuration.record(
+      (performance.now() - this.#started) / 1000,
+      attrs(this.#shard, { outcome: error === undefined ? "ok" : "error" }),
+    );
+  }
+}
+
+function fail(span: Span, error: unknown): void {
+  span.recordException(error instanceof Error ? error : String(error));
+  span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error)?.message });
+}
