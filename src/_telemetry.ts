@@ -13,7 +13,6 @@ import {
   type Attributes,
   context,
   metrics,
-  type ObservableGauge,
   type Span,
   SpanStatusCode,
   trace,
@@ -33,18 +32,10 @@ const attrs = (s: ShardAttributes, extra: Attributes = {}): Attributes => ({
   ...extra,
 });
 
-// Latest values, read by the observable gauges when a reader collects.
+// The latest lag of each shard read in this process (for the stream's largest lag), and when
+// each shard was last published (read by the age gauge when a reader collects).
 const shardLag = new Map<string, { shard: ShardAttributes; ms: number }>();
 const published = new Map<string, { shard: ShardAttributes; at: number }>();
-const replicas = new Set<ReplicaProbe>();
-
-/** What a replica tells the gauges about itself. */
-export interface ReplicaProbe {
-  shard: ShardAttributes;
-  lag(): number | undefined;
-  readonly state: string;
-  readonly source: string;
-}
 
 let instruments: ReturnType<typeof createInstruments> | undefined;
 
@@ -58,7 +49,7 @@ function createInstruments() {
   const counter = (name: string, unit: string, description: string) =>
     meter.createCounter(name, { unit, description });
   const gauge = (name: string, unit: string, description: string) =>
-    meter.createObservableGauge(name, { unit, description });
+    meter.createGauge(name, { unit, description });
   const made = {
     recordsApplied: counter("streambolt.records.applied", "{record}", "Records applied"),
     recordsSkipped: counter(
@@ -82,63 +73,28 @@ function createInstruments() {
     streamLag: gauge(
       "streambolt.stream.millis_behind_latest",
       "ms",
-      "The largest lag of the stream's shards in this process",
-    ),
-    snapshotAge: gauge(
-      "streambolt.snapshot.age",
-      "s",
-      "Time since this process last published a point of the shard",
+      "The largest lag of the stream's shards read in this process",
     ),
     replicaLag: gauge("streambolt.replica.lag", "ms", "How far behind a live replica is"),
-    replicaState: gauge(
-      "streambolt.replica.state",
-      "{replica}",
-      "Live replicas by state (1 for the state a replica is in)",
-    ),
+    replicaState: meter.createUpDownCounter("streambolt.replica.state", {
+      unit: "{replica}",
+      description: "Live replicas in each state",
+    }),
   };
-  observeGauges(made);
-  return made;
-}
-
-/** The gauges read the latest values when a reader collects. */
-function observeGauges(made: {
-  shardLag: ObservableGauge;
-  streamLag: ObservableGauge;
-  snapshotAge: ObservableGauge;
-  replicaLag: ObservableGauge;
-  replicaState: ObservableGauge;
-}): void {
-  made.shardLag.addCallback((r) => {
-    for (const { shard, ms } of shardLag.values()) r.observe(ms, attrs(shard));
-  });
-  made.streamLag.addCallback((r) => {
-    const worst = new Map<string, number>();
-    for (const { shard, ms } of shardLag.values()) {
-      worst.set(shard.stream, Math.max(ms, worst.get(shard.stream) ?? 0));
-    }
-    for (const [stream, ms] of worst) r.observe(ms, { "streambolt.stream": stream });
-  });
-  made.snapshotAge.addCallback((r) => {
+  meter.createObservableGauge("streambolt.snapshot.age", {
+    unit: "s",
+    description: "Time since this process last published a point of the shard",
+  }).addCallback((r) => {
     for (const { shard, at } of published.values()) {
       r.observe((Date.now() - at) / 1000, attrs(shard));
     }
   });
-  made.replicaLag.addCallback((r) => {
-    for (const p of replicas) {
-      const lag = p.lag();
-      if (lag !== undefined) {
-        r.observe(lag, attrs(p.shard, { "streambolt.replica.source": p.source }));
-      }
-    }
-  });
-  made.replicaState.addCallback((r) => {
-    for (const p of replicas) r.observe(1, attrs(p.shard, { "streambolt.replica.state": p.state }));
-  });
+  return made;
 }
 
 const key = (s: ShardAttributes) => `${s.stream}/${s.shardId}`;
 
-/** Records applied from one page. */
+/** Records applied from one page, and how far behind the shard's tip it ended. */
 export function recordPage(
   shard: ShardAttributes,
   applied: number,
@@ -149,7 +105,13 @@ export function recordPage(
   i.batches.add(1, attrs(shard));
   if (applied > 0) i.recordsApplied.add(applied, attrs(shard));
   if (skipped > 0) i.recordsSkipped.add(skipped, attrs(shard));
+  i.shardLag.record(millisBehindLatest, attrs(shard));
   shardLag.set(key(shard), { shard, ms: millisBehindLatest });
+  let worst = 0;
+  for (const other of shardLag.values()) {
+    if (other.shard.stream === shard.stream) worst = Math.max(worst, other.ms);
+  }
+  i.streamLag.record(worst, { "streambolt.stream": shard.stream });
 }
 
 /** Stored bytes moved to or from the store. */
@@ -165,6 +127,7 @@ export function recordTransfer(
 
 /** A point published now. */
 export function recordPublished(shard: ShardAttributes): void {
+  m();
   published.set(key(shard), { shard, at: Date.now() });
 }
 
@@ -173,16 +136,25 @@ export function recordRetry(service: string, shard: ShardAttributes, cause: stri
   m().retries.add(1, attrs(shard, { "streambolt.service": service, "error.type": cause }));
 }
 
-/** A shard this process no longer reads: its lag is no longer reported. */
+/** A shard this process no longer reads (closed): it no longer counts in the stream's lag. */
 export function forgetShard(shard: ShardAttributes): void {
   shardLag.delete(key(shard));
 }
 
-/** Reports a replica's lag and state while it lives; returns the function that stops it. */
-export function watchReplica(probe: ReplicaProbe): () => void {
-  m();
-  replicas.add(probe);
-  return () => replicas.delete(probe);
+/** A live replica's lag, after it applied something. */
+export function recordReplicaLag(shard: ShardAttributes, source: string, ms: number): void {
+  m().replicaLag.record(ms, attrs(shard, { "streambolt.replica.source": source }));
+}
+
+/** A live replica moved from one state to another (`from` undefined: it started). */
+export function recordReplicaState(
+  shard: ShardAttributes,
+  from: string | undefined,
+  to: string,
+): void {
+  const counter = m().replicaState;
+  if (from !== undefined) counter.add(-1, attrs(shard, { "streambolt.replica.state": from }));
+  counter.add(1, attrs(shard, { "streambolt.replica.state": to }));
 }
 
 /** A traced run: a span with a child span per phase, and its duration on a histogram. */

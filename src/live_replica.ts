@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 import type { KinesisClientLike } from "./aws_client.ts";
 import { applyDeltas, planRestore, restoreInto, type RestorePlan } from "./_restore.ts";
 import { ReaderPool } from "./_reader_pool.ts";
-import { type ReplicaProbe, watchReplica } from "./_telemetry.ts";
+import { recordReplicaLag, recordReplicaState } from "./_telemetry.ts";
 import { listShardSnapshots } from "./_snapshot_io.ts";
 import { InvalidArgumentError, SnapshotGeneratorError, SnapshotIntegrityError } from "./errors.ts";
 import { ShardSnapshotFinder } from "./finder.ts";
@@ -159,7 +159,6 @@ export class LiveReplica extends EventTarget {
   #error?: unknown;
   #dir: string;
   #file: string;
-  #unwatch?: () => void;
 
   /**
    * Creates a replica; nothing happens until {@linkcode LiveReplica.start}.
@@ -307,12 +306,11 @@ export class LiveReplica extends EventTarget {
         : await this.#openForKinesis(snapshot);
       this.#readers = new ReaderPool(this.#file);
       this.#readers.warm();
-      this.#state = final ? "closed" : "running";
-      this.#unwatch = watchReplica(this.#probe());
+      this.#setState(final ? "closed" : "running");
       this.#loop = final ? Promise.resolve() : this.#run();
       return snapshot;
     } catch (error) {
-      this.#state = "failed";
+      this.#setState("failed");
       this.#error = error;
       this.#closeDatabases();
       throw error;
@@ -395,7 +393,7 @@ export class LiveReplica extends EventTarget {
       // A batch that arrived is applied whole even when stop() was called meanwhile.
       await db.applyPage(page);
       this.#sequenceNumber = db.sequenceNumber;
-      this.#lag = page.millisBehindLatest;
+      this.#setLag(page.millisBehindLatest);
       if (page.records.length > 0) {
         this.#dispatch("applied", {
           records: page.records.length,
@@ -442,11 +440,12 @@ export class LiveReplica extends EventTarget {
     const meta = readSnapshotMetadata(this.#writer!)!;
     this.#sequenceNumber = meta.sequenceNumber;
     const arrived = meta.lastArrivalAt ? Date.parse(meta.lastArrivalAt) : undefined;
-    this.#lag = arrived === undefined ? 0 : Math.max(0, Date.now() - arrived);
+    const lag = arrived === undefined ? 0 : Math.max(0, Date.now() - arrived);
+    this.#setLag(lag);
     this.#dispatch("applied", {
       records: meta.recordsApplied - before.recordsApplied,
       sequenceNumber: meta.sequenceNumber,
-      millisBehindLatest: this.#lag,
+      millisBehindLatest: lag,
     });
     if (!meta.final) return false;
     this.#closed(meta.childShards);
@@ -464,7 +463,7 @@ export class LiveReplica extends EventTarget {
   }
 
   #closed(children: ChildShard[]): void {
-    this.#state = "closed";
+    this.#setState("closed");
     this.#dispatch("closed", children);
   }
 
@@ -473,7 +472,7 @@ export class LiveReplica extends EventTarget {
     const applying = error instanceof SnapshotGeneratorError ||
       error instanceof SnapshotIntegrityError;
     if (this.#abort.signal.aborted && !applying) return;
-    this.#state = "failed";
+    this.#setState("failed");
     this.#error = error;
     this.#logger.warn("replica stopped on an error", {
       shard: this.#options.shardId,
@@ -515,7 +514,7 @@ export class LiveReplica extends EventTarget {
     this.#abort.abort();
     await this.#loop;
     this.#closeDatabases();
-    if (this.#state === "running" || this.#state === "new") this.#state = "stopped";
+    if (this.#state === "running" || this.#state === "new") this.#setState("stopped");
   }
 
   /** Stops the replica: `await using replica = new LiveReplica(...)`. */
@@ -523,22 +522,26 @@ export class LiveReplica extends EventTarget {
     await this.stop();
   }
 
-  /** What the telemetry gauges read of this replica. */
-  #probe(): ReplicaProbe {
+  /** Moves to a state, and tells the state metric (a replica that never started is not in it). */
+  #setState(to: ReplicaState): void {
+    const from = this.#state;
+    this.#state = to;
+    if (from === to || (from === "new" && to !== "running" && to !== "closed")) return;
     const o = this.#options;
-    const state = () => this.#state;
-    return {
-      shard: { stream: o.stream, shardId: o.shardId },
-      source: o.follow ?? "kinesis",
-      lag: () => this.#lag,
-      get state() {
-        return state();
-      },
-    };
+    recordReplicaState(
+      { stream: o.stream, shardId: o.shardId },
+      from === "new" ? undefined : from,
+      to,
+    );
+  }
+
+  #setLag(ms: number): void {
+    this.#lag = ms;
+    const o = this.#options;
+    recordReplicaLag({ stream: o.stream, shardId: o.shardId }, o.follow ?? "kinesis", ms);
   }
 
   #closeDatabases(): void {
-    this.#unwatch?.();
     this.#readers?.close();
     this.#db?.close();
     this.#db = undefined;
