@@ -10,9 +10,9 @@ import { planRestore } from "./_restore.ts";
 import { compareSequenceNumbers, type Snapshot } from "./snapshot.ts";
 
 /**
- * When a producer writes a full snapshot again instead of (as well as) a delta, so that a
- * consumer's restore stays bounded: a full plus at most `maxDeltas` deltas, whose stored bytes
- * are at most `maxBytesRatio` of the full's.
+ * When a producer writes a full snapshot again (as well as the delta), so that a consumer's
+ * restore stays bounded: a full plus at most `maxDeltas` deltas, whose stored bytes are at most
+ * `maxBytesRatio` of the full's (once they pass `minBytes`).
  */
 export interface ChainPolicy {
   /** Deltas after a full before the next full. Defaults to 20. */
@@ -21,10 +21,18 @@ export interface ChainPolicy {
    * next full. Applying a delta costs several times more per stored byte than decoding a full
    * (`deno task bench`, figure 9), so the default is 0.05. */
   maxBytesRatio?: number;
+  /** The byte rule applies only once the deltas after a full hold more than this many stored
+   * bytes: below it, a few small objects cost a consumer less than a full snapshot every run
+   * costs the producer. Defaults to 1 MiB. */
+  minBytes?: number;
 }
 
 /** The default {@linkcode ChainPolicy}. */
-export const DEFAULT_CHAIN_POLICY: Required<ChainPolicy> = { maxDeltas: 20, maxBytesRatio: 0.05 };
+export const DEFAULT_CHAIN_POLICY: Required<ChainPolicy> = {
+  maxDeltas: 20,
+  maxBytesRatio: 0.05,
+  minBytes: 1024 * 1024,
+};
 
 /** The chain a consumer restores to reach a point: its full and its deltas' stored bytes. */
 export interface ChainCost {
@@ -45,7 +53,13 @@ export function resolveChainPolicy(policy?: ChainPolicy): Required<ChainPolicy> 
   const p = {
     maxDeltas: policy?.maxDeltas ?? DEFAULT_CHAIN_POLICY.maxDeltas,
     maxBytesRatio: policy?.maxBytesRatio ?? DEFAULT_CHAIN_POLICY.maxBytesRatio,
+    minBytes: policy?.minBytes ?? DEFAULT_CHAIN_POLICY.minBytes,
   };
+  if (!Number.isFinite(p.minBytes) || p.minBytes < 0) {
+    throw new InvalidArgumentError(
+      `Cannot use chain policy as minBytes must be a number >= 0: current value is ${p.minBytes}`,
+    );
+  }
   if (!Number.isInteger(p.maxDeltas) || p.maxDeltas < 0) {
     throw new InvalidArgumentError(
       `Cannot use chain policy as maxDeltas must be a whole number >= 0: current value is ${p.maxDeltas}`,
@@ -68,7 +82,8 @@ export function resolveChainPolicy(policy?: ChainPolicy): Required<ChainPolicy> 
  */
 export function fullDue(chain: ChainCost, policy: Required<ChainPolicy>): boolean {
   return chain.deltas > policy.maxDeltas ||
-    chain.deltaBytes > policy.maxBytesRatio * Math.max(1, chain.fullBytes);
+    (chain.deltaBytes > policy.minBytes &&
+      chain.deltaBytes > policy.maxBytesRatio * Math.max(1, chain.fullBytes));
 }
 
 /**

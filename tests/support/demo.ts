@@ -1,8 +1,10 @@
 /**
  * `deno task demo`: starts a local Kinesis (kinesis-local), creates a two-shard stream, writes
  * sample events, snapshots both shards into ./demo-snapshots with the file store, then
- * bootstraps a consumer from the latest snapshots and reads on from where they end.
- * Needs nothing but Deno.
+ * bootstraps a consumer from the latest snapshots and reads on from where they end. Then the
+ * incremental part: a second run publishes only the change (a delta, built on the producer's
+ * local copy), the consumer refreshes with just that delta, and a continuous producer publishes
+ * every half second while a live replica follows the store. Needs nothing but Deno.
  *
  * @module
  */
@@ -11,9 +13,12 @@ import { ListShardsCommand } from "@aws-sdk/client-kinesis";
 import {
   FileSnapshotStore,
   kvGenerator,
+  listSnapshots,
+  LiveReplica,
   readShard,
   ShardSnapshotFinder,
   ShardSnapshotter,
+  type SnapshotStore,
 } from "../../mod.ts";
 import { putRecords, type TestRecord } from "./data.ts";
 import { createStream, kinesisClient, startKinesis } from "./emulators.ts";
@@ -105,11 +110,91 @@ try {
     ) newer += page.records.length;
     say(`    read on AFTER_SEQUENCE_NUMBER ${latest.sequenceNumber.slice(0, 12)}...: ${newer} new`);
   }
+  await incremental(store, shards);
+  await continuous(store, shards[0]);
   say();
   say("done: snapshots are in ./demo-snapshots; try");
   say("  deno task cli list --stream demo-events --store ./demo-snapshots");
+  say("  deno task cli status --stream demo-events --store ./demo-snapshots --max-age 15m");
+  say("  deno task cli gc --stream demo-events --store ./demo-snapshots --keep 3 --dry-run");
   say("  deno task cli inspect demo-local/demo-events/*/*.sqlite");
+  say("metrics and traces: set OTEL_DENO=true and OTEL_EXPORTER_OTLP_ENDPOINT (README, Operating)");
 } finally {
   kinesis.destroy();
   await emulator.stop();
+}
+
+/** A second run publishes only what changed; the consumer refreshes with only that. */
+async function incremental(store: SnapshotStore, shards: string[]): Promise<void> {
+  say();
+  say("producer, again: only the change is published (a delta on the latest point)");
+  for (const shardId of shards) {
+    const t0 = performance.now();
+    const delta = await new ShardSnapshotter({
+      kinesis,
+      store,
+      stream: STREAM,
+      shardId,
+      localPath: "./demo-work", // still holds the latest point: nothing is downloaded
+      generator: kvGenerator(),
+    }).snapshotShard();
+    const full = (await listSnapshots(store, STREAM, { shardId })).find((s) => s.kind === "full")!;
+    say(
+      `  ${shardId}: ${delta.kind} ${delta.key.split("/").pop()} (${delta.size} bytes; the full ` +
+        `snapshot is ${full.size} bytes) in ${Math.round(performance.now() - t0)} ms`,
+    );
+  }
+  say("consumer: refreshing its copies with only the new deltas");
+  for (const shardId of shards) {
+    const finder = new ShardSnapshotFinder({
+      store,
+      stream: STREAM,
+      shardId,
+      localPath: "./demo-local",
+    });
+    const refreshed = await finder.downloadLatestSnapshot({ refresh: true });
+    say(`  ${shardId}: now at ${refreshed!.sequenceNumber.slice(0, 12)}... (${refreshed!.kind})`);
+  }
+}
+
+/** A continuous producer publishing every half second, and a replica following the store. */
+async function continuous(store: SnapshotStore, shardId: string): Promise<void> {
+  say();
+  say(`continuous producer on ${shardId} (a point every 500 ms) and a replica following the store`);
+  const stop = new AbortController();
+  const producer = new ShardSnapshotter({
+    kinesis,
+    store,
+    stream: STREAM,
+    shardId,
+    localPath: "./demo-work",
+    generator: kvGenerator(),
+    pollIntervalMs: 200,
+  }).follow({ publishEveryMs: 500, signal: stop.signal });
+  await using replica = new LiveReplica({
+    follow: "store",
+    store,
+    stream: STREAM,
+    shardId,
+    localPath: "./demo-local/replica",
+    pollIntervalMs: 250,
+  });
+  replica.addEventListener("applied", (e) => {
+    say(`  replica applied a point: +${e.detail.records} records`);
+  });
+  await replica.start();
+  const before = replica.sequenceNumber;
+  await putRecords(kinesis, STREAM, events(300, 3_000));
+  say("  (300 more events written)");
+  const deadline = Date.now() + 20_000;
+  while (replica.sequenceNumber === before && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  stop.abort();
+  const last = await producer;
+  const users = await replica.query((db) =>
+    (db.prepare("SELECT count(*) AS n FROM kv").get() as { n: number }).n
+  );
+  say(`  producer stopped after publishing ${last?.kind} ${last?.key.split("/").pop()}`);
+  say(`  replica holds ${users} users at ${replica.sequenceNumber.slice(0, 12)}...`);
 }
