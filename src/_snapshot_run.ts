@@ -397,6 +397,7 @@ export class SnapshotRun {
   async #publishPoint(db: SnapshotDb): Promise<void> {
     this.#point = await this.#traced("streambolt.publish", () => this.#publish(db));
     db.restartTracking();
+    await this.#collect();
   }
 
   /**
@@ -578,6 +579,9 @@ export class SnapshotRun {
   async #noticeForks(base: string, key: string): Promise<void> {
     const o = this.#o;
     const now = await listShardSnapshots(o.store, o.stream, o.shardId, "", this.#signal);
+    // The listing is the shard as it stands (ours is added back with its size by the caller):
+    // a follower's view never grows past what the store holds.
+    this.#objects = now.filter((s) => s.key !== key);
     const siblings = now.filter((s) =>
       s.kind === "delta" && s.baseSequenceNumber === base && s.key !== key
     );
@@ -621,6 +625,7 @@ export class SnapshotRun {
     if (doomed.length === 0) return;
     try {
       await this.#o.store.delete(doomed.map((s) => s.key), { signal: this.#signal });
+      this.#objects = this.#objects.filter((s) => !doomed.includes(s));
       this.#log.info("deleted superseded chains", { ...this.#fields, objects: doomed.length });
     } catch (error) {
       this.#log.warn("could not delete superseded chains; they stay until gc", {

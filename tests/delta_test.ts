@@ -475,6 +475,40 @@ Deno.test(
 );
 
 Deno.test(
+  "a follower collects superseded chains: the shard's objects stay few however long it runs",
+  SHARES_EMULATORS,
+  async () => {
+    const { temp } = await setUp();
+    const store = new FileSnapshotStore({ root: join(temp, crypto.randomUUID()) });
+    const shard = await shardWithRecords(10);
+    const stop = new AbortController();
+    const following = producer(store, shard, join(temp, crypto.randomUUID()), {
+      chain: { maxDeltas: 1, maxBytesRatio: 1_000 },
+      pollIntervalMs: 200,
+    }).follow({ publishEveryMs: 100, signal: stop.signal });
+    const finder = new ShardSnapshotFinder({ ...shard, store, localPath: temp });
+    let most = 0;
+    for (let burst = 0; burst < 8; burst++) {
+      await shard.put(5, 90 + burst);
+      await waitFor(async () =>
+        (await finder.findLatestSnapshot())?.sequenceNumber === seqs(shard.all).at(-1)
+      );
+      most = Math.max(most, (await objects(store)).length);
+    }
+    stop.abort();
+    await following;
+    // Two chains of a full, a delta and the delta that led to the next full, at most.
+    assert.ok(most <= 2 * 3, `at most 6 objects at any time, saw ${most}`);
+    const latest = (await new ShardSnapshotFinder({
+      ...shard,
+      store,
+      localPath: join(temp, crypto.randomUUID()),
+    }).downloadLatestSnapshot())!;
+    assertExact(latest.localFile, shard.all);
+  },
+);
+
+Deno.test(
   "a LiveReplica following the store applies each new delta, and a full snapshot when no delta leads on",
   SHARES_EMULATORS,
   async () => {
