@@ -104,6 +104,8 @@ export {
   type DeleteOptions,
   type DownloadOptions,
   type DownloadResult,
+  type HeadOptions,
+  type HeadResult,
   type ListOptions,
   ObjectExistsError,
   type PutOptions,
