@@ -161,6 +161,14 @@ export {
   type StartReplicaOptions,
 } from "./src/live_replica.ts";
 export {
+  DEFAULT_MAX_AGE_MS,
+  type ShardStatus,
+  type StatusProblem,
+  type StreamStatus,
+  streamStatus,
+  type StreamStatusOptions,
+} from "./src/status.ts";
+export {
   collectGarbage,
   type CollectGarbageOptions,
   describeChains,
