@@ -49,6 +49,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
     summary: "look inside snapshot files (read-only)",
     load: () => import("./src/cli/inspect.ts"),
   },
+  status: {
+    summary: "check that every shard's snapshot is fresh (for alerts and probes)",
+    load: () => import("./src/cli/status.ts"),
+  },
   gc: {
     summary: "delete old snapshots, never a shard's newest",
     load: () => import("./src/cli/gc.ts"),
