@@ -4,13 +4,20 @@
  * how far it trails the shard, and whether the check fails. It reads the store's listing and
  * each point's metadata (one {@linkcode SnapshotStore.head} per shard); it downloads nothing.
  *
+ * A producer publishes nothing when a shard has no new records, so an idle shard's snapshot
+ * grows old while it is complete: before calling an open shard's old snapshot stale, the check
+ * reads the first record after it (one GetShardIterator and one GetRecords of one record), and
+ * passes the shard when none waits, or when the first one arrived less than `maxAgeMs` ago.
+ *
  * @module
  */
 import type { KinesisClientLike } from "./aws_client.ts";
+import { kinesisSdk } from "./kinesis/_sdk.ts";
 import { listStreamShards, type StreamShard } from "./kinesis/list_shards.ts";
 import { streamRetentionHours } from "./kinesis/retention.ts";
 import { planRestore } from "./_restore.ts";
 import { listShardSnapshots } from "./_snapshot_io.ts";
+import { InvalidArgumentError } from "./errors.ts";
 import { assertName, BOOTSTRAP_SEQUENCE, type Snapshot, type SnapshotKind } from "./snapshot.ts";
 import type { HeadResult, SnapshotStore } from "./store/snapshot_store.ts";
 
@@ -22,7 +29,8 @@ const HOUR_MS = 3_600_000;
 /**
  * Why a shard fails the check:
  * - `missing`: an open shard has no restorable snapshot;
- * - `stale`: an open shard's newest point is older than `maxAgeMs` (or its age is unknown);
+ * - `stale`: an open shard's newest point is older than `maxAgeMs` (or its age is unknown),
+ *   and a record that arrived more than `maxAgeMs` ago waits after it;
  * - `retention`: a point that is not final trails the shard by more than half the stream's
  *   retention ({@linkcode ShardStatus.retentionAtRisk}).
  */
@@ -64,6 +72,14 @@ export interface ShardStatus {
    * its last applied record arrived (`checkedAt - lastArrivalAt`), in ms. */
   trailMs?: number;
   /**
+   * Whether a record waits after the point, not yet in any snapshot: asked of Kinesis only for
+   * an open shard whose point is older than `maxAgeMs` (`undefined` otherwise). False means
+   * the shard is idle and its snapshot complete, however old.
+   */
+  recordsWaiting?: boolean;
+  /** When the first record after the point arrived, when one waits. */
+  waitingSince?: Date;
+  /**
    * True when the point is not final and its last record arrived (or, when that is unknown,
    * the object was written) longer ago than half the stream's retention. Once it passes the
    * whole retention, the records after it may be trimmed, and a producer stops with a
@@ -92,7 +108,9 @@ export interface StreamStatus {
 
 /** Options for {@linkcode streamStatus}. */
 export interface StreamStatusOptions {
-  /** The Kinesis client (a `KinesisClient`): ListShards and DescribeStreamSummary. */
+  /** The Kinesis client (a `KinesisClient`): ListShards, DescribeStreamSummary, and for an
+   * open shard with an old snapshot GetShardIterator and GetRecords. Its own retries (the
+   * SDK's `maxAttempts`) are the retry budget of each call: the check adds none. */
   kinesis: KinesisClientLike;
   /** Where the snapshots are. Without {@linkcode SnapshotStore.head}, the fields that come
    * from object metadata are `undefined`. */
@@ -102,7 +120,8 @@ export interface StreamStatusOptions {
   /** An open shard whose newest point is older than this (in ms) is stale. Defaults to
    * {@linkcode DEFAULT_MAX_AGE_MS}. */
   maxAgeMs?: number;
-  /** How many objects are read (HEAD) at once. Defaults to 8. */
+  /** How many objects are read (HEAD), or shards asked for waiting records, at once. Defaults
+   * to 8. */
   concurrency?: number;
   /** The time to measure ages from. Defaults to now. */
   now?: Date;
@@ -112,8 +131,9 @@ export interface StreamStatusOptions {
 
 /**
  * Checks how fresh the snapshots of every shard of a stream are. A shard fails the check when
- * it is open and has no snapshot, or one older than `maxAgeMs`; any shard fails when its point
- * is not final and trails the shard by more than half the stream's retention.
+ * it is open and has no snapshot, or one older than `maxAgeMs` that lacks a record which
+ * arrived more than `maxAgeMs` ago; any shard fails when its point is not final and trails the
+ * shard by more than half the stream's retention.
  *
  * @param options The Kinesis client, the store, the stream and the maximum age.
  * @returns A row per shard, and whether the stream passes.
@@ -143,6 +163,12 @@ export interface StreamStatusOptions {
 export async function streamStatus(options: StreamStatusOptions): Promise<StreamStatus> {
   const { kinesis, store, signal } = options;
   const stream = assertName("stream", options.stream);
+  const maxAgeMs = options.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
+  if (!Number.isFinite(maxAgeMs) || maxAgeMs < 0) {
+    throw new InvalidArgumentError(
+      `Cannot check status as the maximum age must be a number of ms of at least 0: current value is ${maxAgeMs}`,
+    );
+  }
   const [[shards, retentionHours], objects] = await Promise.all([
     // ListShards first: it names a stream that does not exist as such.
     listStreamShards(kinesis, stream, { signal }).then(async (shards) =>
@@ -150,20 +176,23 @@ export async function streamStatus(options: StreamStatusOptions): Promise<Stream
     ),
     listShardSnapshots(store, stream, undefined, "", signal),
   ]);
-  const checkedAt = options.now ?? new Date();
-  const maxAgeMs = options.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
-  const targets = shards.map((shard) => newestPoint(objects, shard.shardId));
-  const heads = await mapLimited(
-    targets,
-    options.concurrency ?? 8,
-    (point) => point && store.head ? store.head(point.target.key, { signal }) : undefined,
-  );
-  const rows = shards.map((shard, i) =>
-    shardStatus(shard, targets[i], heads[i], { checkedAt, maxAgeMs, retentionHours })
-  );
+  const limits = { checkedAt: options.now ?? new Date(), maxAgeMs, retentionHours };
+  const limit = options.concurrency ?? 8;
+  const points = await mapLimited(shards, limit, async (shard) => {
+    const point = newestPoint(objects, shard.shardId);
+    const head = point && store.head ? await store.head(point.target.key, { signal }) : undefined;
+    return { shard, point, head };
+  });
+  const rows = await mapLimited(points, limit, async ({ shard, point, head }) => {
+    const row = shardStatus(shard, point, head, limits);
+    if (!row.problems.includes("stale")) return row;
+    // Old, but perhaps complete: is anything waiting after it?
+    const waiting = await firstWaiting(kinesis, stream, shard.shardId, point!.target, signal);
+    return shardStatus(shard, point, head, limits, waiting);
+  });
   return {
     stream,
-    checkedAt,
+    checkedAt: limits.checkedAt,
     maxAgeMs,
     retentionHours,
     shards: rows,
@@ -190,12 +219,22 @@ interface Limits {
   retentionHours: number;
 }
 
-/** One shard's row, from its newest point and that object's metadata. */
+/** What waits in an open shard after its point (see {@linkcode firstWaiting}). */
+interface Waiting {
+  recordsWaiting: boolean;
+  waitingSince?: Date;
+}
+
+/**
+ * One shard's row, from its newest point and that object's metadata. An open shard's old point
+ * is stale until `waiting` (what Kinesis holds after it) says otherwise.
+ */
 function shardStatus(
   shard: StreamShard,
   point: Point | undefined,
   head: HeadResult | undefined,
   limits: Limits,
+  waiting?: Waiting,
 ): ShardStatus {
   const base = { shardId: shard.shardId, closed: shard.closed, parentShards: shard.parentShards };
   if (!point) {
@@ -217,7 +256,9 @@ function shardStatus(
   const reference = since(lastArrivalAt ?? lastModified);
   const retentionAtRisk = !target.final && target.sequenceNumber !== BOOTSTRAP_SEQUENCE &&
     reference !== undefined && reference > (limits.retentionHours * HOUR_MS) / 2;
-  const stale = !shard.closed && (ageMs === undefined || ageMs > limits.maxAgeMs);
+  const waited = since(waiting?.waitingSince);
+  const stale = !shard.closed && (ageMs === undefined || ageMs > limits.maxAgeMs) &&
+    (!waiting || (waiting.recordsWaiting && (waited === undefined || waited > limits.maxAgeMs)));
   return {
     ...base,
     sequenceNumber: target.sequenceNumber,
@@ -235,12 +276,53 @@ function shardStatus(
       (meta["records-applied"] !== undefined ? 0 : undefined),
     lastArrivalAt,
     trailMs,
+    recordsWaiting: waiting?.recordsWaiting,
+    waitingSince: waiting?.waitingSince,
     retentionAtRisk,
     problems: [
       ...(stale ? ["stale" as const] : []),
       ...(retentionAtRisk ? ["retention" as const] : []),
     ],
   };
+}
+
+/** Empty pages (a sparse stretch of the shard) read before saying "something waits". */
+const MAX_EMPTY_PAGES = 3;
+
+/**
+ * Whether a record waits in a shard after a point, and when the first one arrived: one
+ * GetShardIterator and one GetRecords of one record (a few more only across empty pages).
+ */
+async function firstWaiting(
+  kinesis: KinesisClientLike,
+  stream: string,
+  shardId: string,
+  point: Snapshot,
+  signal?: AbortSignal,
+): Promise<Waiting> {
+  const { GetRecordsCommand, GetShardIteratorCommand } = await kinesisSdk();
+  const start = point.sequenceNumber === BOOTSTRAP_SEQUENCE
+    ? { ShardIteratorType: "TRIM_HORIZON" as const }
+    : {
+      ShardIteratorType: "AFTER_SEQUENCE_NUMBER" as const,
+      StartingSequenceNumber: point.sequenceNumber,
+    };
+  let iterator = (await kinesis.send(
+    new GetShardIteratorCommand({ StreamName: stream, ShardId: shardId, ...start }),
+    { abortSignal: signal },
+  )).ShardIterator;
+  for (let page = 0; iterator && page < MAX_EMPTY_PAGES; page++) {
+    const out = await kinesis.send(
+      new GetRecordsCommand({ ShardIterator: iterator, Limit: 1 }),
+      { abortSignal: signal },
+    );
+    const first = out.Records?.[0];
+    if (first) return { recordsWaiting: true, waitingSince: first.ApproximateArrivalTimestamp };
+    if (!out.MillisBehindLatest) return { recordsWaiting: false };
+    iterator = out.NextShardIterator;
+  }
+  // Still behind the tip after empty pages: records wait further on.
+  return { recordsWaiting: Boolean(iterator) };
 }
 
 function countOf(text: string | undefined): number | undefined {

@@ -125,6 +125,7 @@ Deno.test(
     const [failed, ...others] = jsonLines(status.stderr);
     assert.deepEqual(others, []);
     assert.equal(failed.level, "error");
+    assert.equal(failed.error, "StatusCheckError");
     assert.match(failed.msg, /^Cannot pass the status check .* has no snapshot/);
     assert.match(status.stdout, /^SHARD\s+STATE/);
   },

@@ -22,6 +22,8 @@ const emulators = sharedKinesisAndS3("streambolt-status-");
 Deno.test.afterAll(() => emulators.stop());
 
 const HOUR_MS = 3_600_000;
+/** The --max-age of the first case: records must wait longer than this to count. */
+const MAX_AGE_MS = 5_000;
 
 /** A shard's entry in `status --json`. */
 interface ShardJson {
@@ -41,6 +43,8 @@ interface ShardJson {
   acceptedGaps: number | null;
   lastArrivalAt: string | null;
   trailMs: number | null;
+  recordsWaiting: boolean | null;
+  waitingSince: string | null;
   retentionAtRisk: boolean;
   problems: string[];
 }
@@ -111,28 +115,38 @@ Deno.test(
   async () => {
     const s = await setup(3, 300);
     const [fresh, stale, missing] = s.shards;
-    ok(await s.cli("snapshot", "--stream", s.stream, "--store", "snaps", "-q", "--shard", fresh));
+    const { writer } = await emulators.get();
     ok(await s.cli("snapshot", "--stream", s.stream, "--store", "snaps", "-q", "--shard", stale));
+    // Records the stale shard's snapshot lacks, older than --max-age by the time of the check.
+    const more = await putRecords(writer, s.stream, makeRecords(150, { keys: 90, seed: 8 }));
+    await new Promise((r) => setTimeout(r, MAX_AGE_MS + 500));
+    ok(await s.cli("snapshot", "--stream", s.stream, "--store", "snaps", "-q", "--shard", fresh));
     await age(s, stale, HOUR_MS);
 
-    const result = await s.cli("status", "--stream", s.stream, "--store", "snaps", "--json");
+    const status = (...extra: string[]) =>
+      s.cli("status", "--stream", s.stream, "--store", "snaps", "--max-age", "5s", ...extra);
+    const result = await status("--json");
     assert.equal(result.code, 1, result.stderr);
     const lines = result.stderr.trim().split("\n");
     assert.equal(lines.length, 1, result.stderr);
     assert.match(lines[0], /^streambolt: error: Cannot pass the status check/);
-    assert.ok(lines[0].includes(`${stale}'s snapshot is 1h00m old (over 15m)`), lines[0]);
+    assert.match(
+      lines[0],
+      new RegExp(`${stale}'s snapshot is 1h00m old \\(over 5s\\) with records waiting \\d+s`),
+    );
     assert.ok(lines[0].includes(`${missing} has no snapshot`), lines[0]);
     assert.ok(!lines[0].includes(fresh), lines[0]);
 
-    const status: StatusJson = JSON.parse(result.stdout);
-    assert.equal(status.stream, s.stream);
-    assert.equal(status.ok, false);
-    assert.equal(status.maxAgeMs, 15 * 60_000);
-    assert.equal(status.retentionHours, 24);
-    assert.ok(status.store.startsWith("file://"));
-    assert.deepEqual(status.shards.map((x) => x.shardId), s.shards);
-    const counts = countByShard(s.put);
-    const rows = byShard(status);
+    const json: StatusJson = JSON.parse(result.stdout);
+    assert.equal(json.stream, s.stream);
+    assert.equal(json.ok, false);
+    assert.equal(json.maxAgeMs, MAX_AGE_MS);
+    assert.equal(json.retentionHours, 24);
+    assert.ok(json.store.startsWith("file://"));
+    assert.deepEqual(json.shards.map((x) => x.shardId), s.shards);
+    const counts = countByShard([...s.put, ...more]);
+    const before = countByShard(s.put);
+    const rows = byShard(json);
     const f = rows.get(fresh)!;
     assert.deepEqual(f.problems, []);
     assert.equal(f.closed, false);
@@ -142,15 +156,19 @@ Deno.test(
     assert.equal(f.recordsApplied, counts.get(fresh));
     assert.equal(f.recordsSkipped, 0);
     assert.equal(f.acceptedGaps, 0);
-    assert.equal(f.sequenceNumber, s.put.filter((p) => p.shardId === fresh).at(-1)!.sequenceNumber);
-    assert.ok(f.ageMs !== null && f.ageMs < 15 * 60_000, String(f.ageMs));
+    assert.equal(
+      f.sequenceNumber,
+      more.filter((p) => p.shardId === fresh).at(-1)!.sequenceNumber,
+    );
     assert.ok(f.lastArrivalAt !== null && f.trailMs !== null && f.trailMs >= 0);
     assert.ok(f.key?.startsWith(`${s.stream}/${fresh}/`));
     assert.equal(f.retentionAtRisk, false);
     const st = rows.get(stale)!;
     assert.deepEqual(st.problems, ["stale"]);
     assert.ok(st.ageMs! >= HOUR_MS && st.ageMs! < 2 * HOUR_MS, String(st.ageMs));
-    assert.equal(st.recordsApplied, counts.get(stale));
+    assert.equal(st.recordsApplied, before.get(stale));
+    assert.equal(st.recordsWaiting, true);
+    assert.ok(Date.parse(st.waitingSince!) <= Date.parse(json.checkedAt) - MAX_AGE_MS);
     const m = rows.get(missing)!;
     assert.deepEqual(m.problems, ["missing"]);
     assert.equal(m.sequenceNumber, null);
@@ -158,9 +176,10 @@ Deno.test(
     assert.equal(m.retentionAtRisk, false);
 
     // The table says the same, with the same exit status and error line.
-    const table = await s.cli("status", "--stream", s.stream, "--store", "snaps");
+    const table = await status();
     assert.equal(table.code, 1);
-    assert.equal(table.stderr, result.stderr);
+    assert.equal(table.stderr.trim().split("\n").length, 1);
+    assert.ok(table.stderr.includes(stale) && table.stderr.includes(missing), table.stderr);
     const [header, ...body] = table.stdout.trim().split("\n");
     assert.match(header, /^SHARD\s+STATE\s+SEQUENCE\s+KIND\s+CHAIN\s+AGE\s+APPLIED\s+FINAL/);
     assert.equal(body.length, 3);
@@ -169,7 +188,7 @@ Deno.test(
       new RegExp(
         `^${fresh}\\s+open\\s+\\d+\\s+full\\s+-\\s+\\S+\\s+${
           counts.get(fresh)
-        }\\s+no\\s+\\S+\\s+ok\\s+ok$`,
+        }\\s+no\\s+\\S+\\s+ok\\s+ok( \\(idle\\))?$`,
       ),
     );
     assert.match(body[1], /\s1h00m\s.*\sstale$/);
@@ -178,22 +197,22 @@ Deno.test(
 );
 
 Deno.test(
-  "streambolt status passes once every open shard is fresh, and counts deltas in the chain",
+  "streambolt status passes an idle shard's old snapshot, and counts deltas in the chain",
   SHARES_EMULATORS,
   async () => {
     const s = await setup(2, 200);
     const [first, second] = s.shards;
     ok(await s.cli("snapshot", "--stream", s.stream, "--store", "snaps", "-q"));
     await age(s, first, HOUR_MS);
-    // --max-age decides what is stale.
-    const lenient = ok(
-      await s.cli("status", "--stream", s.stream, "--store", "snaps", "--max-age", "2h"),
-    );
-    assert.equal(lenient.stderr, "");
-    assert.equal(
-      (await s.cli("status", "--stream", s.stream, "--store", "snaps", "--max-age", "30m")).code,
-      1,
-    );
+    // No record waits after it: old, but complete. Kinesis was asked (recordsWaiting false).
+    const idle = ok(await s.cli("status", "--stream", s.stream, "--store", "snaps", "--json"));
+    assert.equal(idle.stderr, "");
+    const idleRow = byShard(JSON.parse(idle.stdout)).get(first)!;
+    assert.deepEqual([idleRow.problems, idleRow.recordsWaiting], [[], false]);
+    assert.ok(idleRow.ageMs! >= HOUR_MS);
+    assert.equal(byShard(JSON.parse(idle.stdout)).get(second)!.recordsWaiting, null, "not asked");
+    const table = ok(await s.cli("status", "--stream", s.stream, "--store", "snaps")).stdout;
+    assert.match(table, new RegExp(`^${first}\\s.*\\s1h00m\\s.*\\sok \\(idle\\)$`, "m"));
 
     const { writer } = await emulators.get();
     const more = await putRecords(writer, s.stream, makeRecords(100, { keys: 90, seed: 6 }));
@@ -331,7 +350,7 @@ Deno.test(
 );
 
 Deno.test(
-  "streamStatus() reads point metadata from S3 with HEAD, and measures age from `now`",
+  "streamStatus() reads point metadata from S3 with HEAD, and asks Kinesis what waits",
   SHARES_EMULATORS,
   async () => {
     const { kinesis, s3 } = await emulators.get();
@@ -348,14 +367,36 @@ Deno.test(
       assert.ok(row.lastArrivalAt instanceof Date && row.trailMs !== undefined);
       assert.ok(row.size! > 0 && row.lastModified instanceof Date);
     }
-    const later = await streamStatus({
+    const in20Minutes = () =>
+      streamStatus({ kinesis, store, stream: s.stream, now: new Date(Date.now() + 20 * 60_000) });
+    // Old by then, but idle: nothing waits after either point.
+    const idle = await in20Minutes();
+    assert.equal(idle.ok, true);
+    assert.deepEqual(idle.shards.map((r) => r.recordsWaiting), [false, false]);
+    // Records that would have waited 20 minutes: stale.
+    const { writer } = await emulators.get();
+    await putRecords(writer, s.stream, makeRecords(60, { keys: 90, seed: 9 }));
+    const later = await in20Minutes();
+    assert.equal(later.ok, false);
+    assert.deepEqual(later.shards.map((r) => r.problems), [["stale"], ["stale"]]);
+    for (const row of later.shards) {
+      assert.equal(row.recordsWaiting, true);
+      assert.ok(row.waitingSince instanceof Date);
+    }
+    // Now, they are young: they wait, but not longer than maxAgeMs, and the points are new.
+    assert.equal((await streamStatus({ kinesis, store, stream: s.stream })).ok, true);
+    // A point older than maxAgeMs whose first waiting record is younger: the producer has not
+    // had maxAgeMs to take it in yet, so it passes.
+    const [row] = later.shards;
+    const at = row.waitingSince!.getTime() + 1_000;
+    const young = await streamStatus({
       kinesis,
       store,
       stream: s.stream,
-      now: new Date(Date.now() + 20 * 60_000),
+      now: new Date(at),
+      maxAgeMs: at - row.lastModified!.getTime() - 1,
     });
-    assert.equal(later.ok, false);
-    assert.deepEqual(later.shards.map((r) => r.problems), [["stale"], ["stale"]]);
+    assert.deepEqual([young.shards[0].recordsWaiting, young.shards[0].problems], [true, []]);
     // A custom store without head(): what only metadata tells is unknown; the check still runs.
     const noHead: SnapshotStore = {
       url: store.url,

@@ -30,13 +30,19 @@ Made for cron alerts and Kubernetes probes.
 
 Exit status:
   0  every shard passes
-  1  an open shard has no snapshot, or its newest point is older than --max-age; or a
-     shard's point that is not final trails it by more than half the stream's retention
-     (RETENTION "at risk", also warned on stderr). That fails the check too: past the whole
-     retention, the records after the snapshot may be trimmed and the producer stops with a
-     retention gap. One line on stderr names the failing shards; the table (or JSON) is
-     still printed. Closed shards never fail for their age or for having no snapshot.
+  1  an open shard has no snapshot, or its newest point is older than --max-age while a
+     record that arrived more than --max-age ago waits after it; or a shard's point that is
+     not final trails it by more than half the stream's retention (RETENTION "at risk", also
+     warned on stderr). That fails the check too: past the whole retention, the records
+     after the snapshot may be trimmed and the producer stops with a retention gap. One line
+     on stderr names the failing shards; the table (or JSON) is still printed. Closed shards
+     never fail for their age or for having no snapshot.
   2  bad usage
+
+A producer publishes nothing when no records are new, so an idle shard's snapshot grows old
+while complete: for an open shard whose snapshot is older than --max-age, status reads the
+first record after it (GetShardIterator, then GetRecords of one record) and passes the shard
+when none waits (CHECK "ok (idle)") or when it arrived less than --max-age ago.
 
 Options:
   --stream NAME               the Kinesis stream (required)
@@ -47,9 +53,18 @@ ${STORE_HELP}
 ${LOG_HELP}
   -h, --help                  this help
 
-It calls ListShards and DescribeStreamSummary on the stream, lists the store and reads each
-shard's newest object's metadata (HeadObject: s3:GetObject on S3). A store without that
-metadata (a snapshot written by an older version) shows APPLIED and TRAIL as "?".`;
+It calls ListShards and DescribeStreamSummary on the stream (and the two reads above), lists
+the store and reads the metadata of each shard's newest object (HeadObject, which needs
+s3:GetObject). Where that
+metadata is missing (a snapshot written before it existed), APPLIED and TRAIL show "?".`;
+
+/** The check failed: the error a failing `status` ends with (exit status 1). */
+class StatusCheckError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StatusCheckError";
+  }
+}
 
 /** The command's options, parsed and checked. */
 interface StatusArgs {
@@ -83,7 +98,9 @@ export async function run(args: string[]): Promise<number> {
   const { values, stream, maxAgeMs } = parsed;
   const store = await openCliStore(values, "status");
   const logger = cliLogger({ quiet: values.quiet as boolean, verbose: values.verbose as boolean });
-  const kinesis = makeKinesisClient();
+  // No retry loop of streambolt's around these calls: the SDK's own retries, so that one
+  // transient error does not fail a probe.
+  const kinesis = makeKinesisClient(5);
   let status: StreamStatus;
   try {
     status = await streamStatus({ kinesis, store, stream, maxAgeMs });
@@ -93,7 +110,7 @@ export async function run(args: string[]): Promise<number> {
   warnRetention(status, logger);
   if (values.json) outJson(statusJson(status, store.url));
   else printTable(status);
-  if (!status.ok) throw new Error(failureMessage(status, parsed.maxAge));
+  if (!status.ok) throw new StatusCheckError(failureMessage(status, parsed.maxAge));
   return 0;
 }
 
@@ -116,9 +133,11 @@ function failureMessage(status: StreamStatus, maxAge: string): string {
     s.problems.map((p) => {
       if (p === "missing") return `${s.shardId} has no snapshot`;
       if (p === "stale") {
-        return s.ageMs === undefined
+        const age = s.ageMs === undefined
           ? `${s.shardId}'s snapshot has no known age`
           : `${s.shardId}'s snapshot is ${formatDuration(s.ageMs)} old (over ${maxAge})`;
+        const waited = s.waitingSince && status.checkedAt.getTime() - s.waitingSince.getTime();
+        return waited ? `${age} with records waiting ${formatDuration(waited)}` : age;
       }
       return `${s.shardId}'s snapshot trails it by ${
         formatDuration(s.trailMs ?? s.ageMs)
@@ -166,7 +185,10 @@ function printTable(status: StreamStatus): void {
 }
 
 function checkText(s: ShardStatus): string {
-  if (s.problems.length === 0) return s.sequenceNumber === undefined ? "ok (closed)" : "ok";
+  if (s.problems.length === 0) {
+    if (s.sequenceNumber === undefined) return "ok (closed)";
+    return s.recordsWaiting === false ? "ok (idle)" : "ok";
+  }
   return s.problems.map((p) =>
     p === "missing" ? "no snapshot" : p === "stale" ? "stale" : "retention at risk"
   ).join(", ");
@@ -199,6 +221,8 @@ function statusJson(status: StreamStatus, store: string): Record<string, unknown
       acceptedGaps: s.acceptedGaps ?? null,
       lastArrivalAt: iso(s.lastArrivalAt),
       trailMs: s.trailMs ?? null,
+      recordsWaiting: s.recordsWaiting ?? null,
+      waitingSince: iso(s.waitingSince),
       retentionAtRisk: s.retentionAtRisk,
       problems: s.problems,
     })),
