@@ -47,16 +47,16 @@ when none waits (CHECK "ok (idle)") or when it arrived less than --max-age ago.
 Options:
   --stream NAME               the Kinesis stream (required)
 ${STORE_HELP}
-  --max-age DURATION          the age above which an open shard's snapshot fails the check
-                              (e.g. 90s, 15m, 2h; default: 15m)
+  --max-age DURATION          how old an open shard's snapshot, and the records waiting
+                              after it, may be (e.g. 90s, 15m, 2h; default: 15m)
   --json                      print an object: the stream's check and one entry per shard
 ${LOG_HELP}
   -h, --help                  this help
 
 It calls ListShards and DescribeStreamSummary on the stream (and the two reads above), lists
 the store and reads the metadata of each shard's newest object (HeadObject, which needs
-s3:GetObject). Where that
-metadata is missing (a snapshot written before it existed), APPLIED and TRAIL show "?".`;
+s3:GetObject). Where that metadata is missing (a snapshot written before it existed),
+APPLIED and TRAIL show "?".`;
 
 /** The check failed: the error a failing `status` ends with (exit status 1). */
 class StatusCheckError extends Error {
