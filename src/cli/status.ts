@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { assertName } from "../snapshot.ts";
+import { assertName, BOOTSTRAP_SEQUENCE } from "../snapshot.ts";
 import { type ShardStatus, type StreamStatus, streamStatus } from "../status.ts";
 import {
   formatDuration,
@@ -177,7 +177,10 @@ function printTable(status: StreamStatus): void {
       unknown(s, s.ageMs === undefined ? undefined : formatDuration(s.ageMs)),
       unknown(s, s.recordsApplied?.toString()),
       s.sequenceNumber === undefined ? "-" : s.final ? "yes" : "no",
-      s.final ? "-" : unknown(s, s.trailMs === undefined ? undefined : formatDuration(s.trailMs)),
+      // A final point trails nothing; an empty one (no record applied) has nothing to trail by.
+      s.final || (s.sequenceNumber === BOOTSTRAP_SEQUENCE && s.trailMs === undefined)
+        ? "-"
+        : unknown(s, s.trailMs === undefined ? undefined : formatDuration(s.trailMs)),
       s.sequenceNumber === undefined || s.final ? "-" : s.retentionAtRisk ? "at risk" : "ok",
       checkText(s),
     ]),
