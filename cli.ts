@@ -23,6 +23,7 @@
  */
 import denoJson from "./deno.json" with { type: "json" };
 import { isUsageError, out } from "./src/cli/_common.ts";
+import { useLogFormatOf, writeError } from "./src/cli/_log.ts";
 
 /** The version of this CLI. */
 export const VERSION: string = denoJson.version;
@@ -48,6 +49,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
     summary: "look inside snapshot files (read-only)",
     load: () => import("./src/cli/inspect.ts"),
   },
+  status: {
+    summary: "check that every shard's snapshot is fresh (for alerts and probes)",
+    load: () => import("./src/cli/status.ts"),
+  },
   gc: {
     summary: "delete old snapshots, never a shard's newest",
     load: () => import("./src/cli/gc.ts"),
@@ -65,7 +70,9 @@ Usage: streambolt <command> [options]
 Commands:
 ${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`).join("\n")}
 
-Run "streambolt <command> --help" for a command's options.
+Run "streambolt <command> --help" for a command's options. Every command takes
+--log-format text|json: with json, each stderr line (logs, progress, the error a failed
+command ends with) is one JSON object with time, level, msg and the line's fields.
 AWS settings come from the standard chain: AWS_REGION, AWS_PROFILE, credentials, and
 AWS_ENDPOINT_URL_KINESIS / AWS_ENDPOINT_URL_S3 for other endpoints.`;
 
@@ -87,6 +94,7 @@ export async function main(args: string[]): Promise<number> {
   }
   const entry = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   try {
+    useLogFormatOf(rest);
     if (!entry) {
       throw new (await import("./src/cli/_common.ts")).UsageError(
         `Cannot run command as it is unknown (see streambolt --help): current value is ${
@@ -96,13 +104,7 @@ export async function main(args: string[]): Promise<number> {
     }
     return await (await entry.load()).run(rest);
   } catch (error) {
-    const message = error instanceof Error ? `${error.message}` : String(error);
-    Deno.stderr.writeSync(
-      new TextEncoder().encode(`streambolt: error: ${message.replace(/\s*\n\s*/g, " ")}\n`),
-    );
-    if (args.includes("--verbose") || args.includes("-v")) {
-      Deno.stderr.writeSync(new TextEncoder().encode(`${(error as Error)?.stack ?? ""}\n`));
-    }
+    writeError(error, args.includes("--verbose") || args.includes("-v"));
     return isUsageError(error) ? 2 : 1;
   }
 }

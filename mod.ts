@@ -104,6 +104,8 @@ export {
   type DeleteOptions,
   type DownloadOptions,
   type DownloadResult,
+  type HeadOptions,
+  type HeadResult,
   type ListOptions,
   ObjectExistsError,
   type PutOptions,
@@ -158,6 +160,14 @@ export {
   startingPosition,
   type StartReplicaOptions,
 } from "./src/live_replica.ts";
+export {
+  DEFAULT_MAX_AGE_MS,
+  type ShardStatus,
+  type StatusProblem,
+  type StreamStatus,
+  streamStatus,
+  type StreamStatusOptions,
+} from "./src/status.ts";
 export {
   collectGarbage,
   type CollectGarbageOptions,

@@ -2,8 +2,16 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { S3SnapshotStore, ShardSnapshotFinder } from "../mod.ts";
-import { runCli } from "./support/cli.ts";
-import { createBucket, s3Client, startS3, TEST_REGION } from "./support/emulators.ts";
+import { type CliResult, runCli } from "./support/cli.ts";
+import {
+  createBucket,
+  createStream,
+  kinesisClient,
+  s3Client,
+  startKinesis,
+  startS3,
+  TEST_REGION,
+} from "./support/emulators.ts";
 import { exists } from "./support/snapshots.ts";
 
 Deno.test("security: hostile keys, credentials, encryption headers", async (t) => {
@@ -42,7 +50,7 @@ Deno.test("security: hostile keys, credentials, encryption headers", async (t) =
       assert.equal(await exists(local), false, "nothing written at all");
     });
 
-    await t.step("credentials never appear in output, errors or --json", async () => {
+    await t.step("credentials never appear in output, errors, --json or JSON logs", async () => {
       const secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY";
       const keyId = "AKIASTREAMBOLTTEST01";
       const token = "FQoGZXIvYXdzESSIONTOKENVALUE";
@@ -54,6 +62,19 @@ Deno.test("security: hostile keys, credentials, encryption headers", async (t) =
         AWS_REGION: TEST_REGION,
         AWS_ENDPOINT_URL_S3: s3Emu.endpoint,
         AWS_ENDPOINT_URL_KINESIS: "http://127.0.0.1:9", // nothing listens: a connection error
+      };
+      const leaksNothing = (args: string[], result: CliResult) => {
+        const what = args.join(" ");
+        for (const value of [secret, keyId, token]) {
+          assert.ok(!result.stdout.includes(value), `${what}: stdout leaks a credential`);
+          assert.ok(!result.stderr.includes(value), `${what}: stderr leaks a credential`);
+        }
+        if (args.some((a) => a.startsWith("--log-format"))) {
+          assert.notEqual(result.stderr.trim(), "", `${what}: logs something`);
+          for (const line of result.stderr.trim().split("\n")) {
+            assert.doesNotThrow(() => JSON.parse(line), `${what}: not JSON: ${line}`);
+          }
+        }
       };
       const runs = [
         ["list", "--stream", "orders", "--store", "s3://hostile", "--json"],
@@ -69,13 +90,91 @@ Deno.test("security: hostile keys, credentials, encryption headers", async (t) =
         ],
         ["snapshot", "--stream", "orders", "--store", "s3://hostile", "--verbose"],
         ["gc", "--stream", "orders", "--store", "s3://hostile", "--keep", "1", "--json"],
+        ["status", "--stream", "orders", "--store", "s3://hostile", "--json", "--verbose"],
+        // JSON logs: every line an object, the failing one with its stack under --verbose.
+        [
+          "list",
+          "--stream",
+          "orders",
+          "--store",
+          "s3://no-such-bucket-here",
+          "--verbose",
+          "--log-format",
+          "json",
+        ],
+        [
+          "snapshot",
+          "--stream",
+          "orders",
+          "--store",
+          "s3://hostile",
+          "--verbose",
+          "--log-format",
+          "json",
+        ],
+        [
+          "status",
+          "--stream",
+          "orders",
+          "--store",
+          "s3://hostile",
+          "--json",
+          "--verbose",
+          "--log-format=json",
+        ],
+        [
+          "gc",
+          "--stream",
+          "orders",
+          "--store",
+          "s3://hostile",
+          "--keep",
+          "1",
+          "--log-format",
+          "json",
+        ],
       ];
-      for (const args of runs) {
-        const result = await runCli(args, { cwd, env });
-        for (const value of [secret, keyId, token]) {
-          assert.ok(!result.stdout.includes(value), `${args[0]} stdout leaks a credential`);
-          assert.ok(!result.stderr.includes(value), `${args[0]} stderr leaks a credential`);
-        }
+      for (const args of runs) leaksNothing(args, await runCli(args, { cwd, env }));
+
+      // status against a live stream: the HEADs, the retention warning and the failed check,
+      // as JSON lines with --verbose.
+      const kinesisEmu = await startKinesis();
+      const kinesis = kinesisClient(kinesisEmu.endpoint);
+      try {
+        await createStream(kinesis, "orders", 2);
+        const file = join(temp, "point.bin");
+        await Deno.writeFile(file, new Uint8Array([1]));
+        await new S3SnapshotStore({ client: s3, bucket: "hostile" }).put(
+          "orders/shardId-000000000000/5.sqlite.zst",
+          file,
+          {
+            metadata: {
+              "records-applied": "5",
+              "last-arrival-at": new Date(Date.now() - 13 * 3_600_000).toISOString(),
+            },
+          },
+        );
+        const args = [
+          "status",
+          "--stream",
+          "orders",
+          "--store",
+          "s3://hostile",
+          "--json",
+          "--verbose",
+          "--log-format",
+          "json",
+        ];
+        const live = { ...env, AWS_ENDPOINT_URL_KINESIS: kinesisEmu.endpoint };
+        const result = await runCli(args, { cwd, env: live });
+        leaksNothing(args, result);
+        assert.equal(result.code, 1, result.stderr);
+        const levels = result.stderr.trim().split("\n").map((l) => JSON.parse(l).level);
+        assert.deepEqual(levels, ["warn", "error"], result.stderr);
+        assert.equal(JSON.parse(result.stdout).shards[0].recordsApplied, 5);
+      } finally {
+        kinesis.destroy();
+        await kinesisEmu.stop();
       }
     });
 

@@ -38,6 +38,40 @@ Deno.test("SnapshotStore implementations behave alike", async (t) => {
       });
 
       await t.step(
+        `${kind.name}: head reads size, metadata and time without the bytes, undefined if absent`,
+        async () => {
+          const store = await kind.make();
+          const src = await writeFile(temp, randomBytes(321));
+          const before = Date.now();
+          await store.put("s/shard/5.sqlite", src, {
+            metadata: {
+              sha256: "abc",
+              "records-applied": "7",
+              "last-arrival-at": "2024-01-02T03:04:05.000Z",
+            },
+          });
+          const head = await store.head!("s/shard/5.sqlite");
+          assert.ok(head);
+          assert.equal(head.size, 321);
+          assert.deepEqual(head.metadata, {
+            sha256: "abc",
+            "records-applied": "7",
+            "last-arrival-at": "2024-01-02T03:04:05.000Z",
+          });
+          // Second-resolution clocks (S3's Last-Modified) round down.
+          assert.ok(head.lastModified && head.lastModified.getTime() >= before - 2_000);
+          const [listed] = await Array.fromAsync(store.list("s/shard/"));
+          // The same time as the listing's, to the second (an HTTP date has no milliseconds).
+          const listedMs = listed.lastModified?.getTime() ?? 0;
+          assert.ok(Math.abs(listedMs - head.lastModified.getTime()) < 1_000);
+          assert.equal(await store.head!("s/shard/6.sqlite"), undefined);
+          assert.equal(await store.head!("s/other/5.sqlite"), undefined);
+          await store.delete(["s/shard/5.sqlite"]);
+          assert.equal(await store.head!("s/shard/5.sqlite"), undefined);
+        },
+      );
+
+      await t.step(
         `${kind.name}: list returns every key past 1,000 and honours the prefix`,
         async () => {
           const store = await kind.make();
@@ -113,6 +147,19 @@ Deno.test("SnapshotStore implementations behave alike", async (t) => {
       },
     );
 
+    await t.step("file: head does not see data whose sidecar is not linked yet", async () => {
+      const root = await Deno.makeTempDir({ dir: temp });
+      const store = new FileSnapshotStore({ root });
+      await Deno.mkdir(join(root, "s", "a"), { recursive: true });
+      await Deno.writeFile(join(root, "s", "a", "3.sqlite"), new Uint8Array([1, 2, 3]));
+      assert.equal(await store.head("s/a/3.sqlite"), undefined);
+      await Deno.writeTextFile(join(root, "s", "a", "3.sqlite.meta.json"), "not json");
+      assert.deepEqual(await store.head("s/a/3.sqlite").then((h) => [h?.size, h?.metadata]), [
+        3,
+        {},
+      ]);
+    });
+
     await t.step("file: hostile keys are refused, never resolved outside the root", async () => {
       const root = await Deno.makeTempDir({ dir: temp });
       const store = new FileSnapshotStore({ root });
@@ -122,6 +169,7 @@ Deno.test("SnapshotStore implementations behave alike", async (t) => {
       ) {
         await assert.rejects(store.put(key, src, { metadata: {} }), InvalidArgumentError, key);
         await assert.rejects(store.download(key, join(temp, "z")), InvalidArgumentError, key);
+        await assert.rejects(store.head(key), InvalidArgumentError, key);
       }
       assert.deepEqual(await Array.fromAsync(Deno.readDir(root)), []);
     });

@@ -22,9 +22,11 @@ function handler(): NodeHttpHandler {
 /**
  * A Kinesis client with request timeouts and no retries of its own: streambolt's retry loop
  * (10 attempts with capped, jittered backoff) is the one retry budget of each Kinesis call.
+ * A command whose calls have no such loop (`status`) asks for the SDK's own retries instead,
+ * with `maxAttempts`.
  */
-export function makeKinesisClient(): KinesisClient {
-  return new KinesisClient({ requestHandler: handler(), maxAttempts: 1 });
+export function makeKinesisClient(maxAttempts = 1): KinesisClient {
+  return new KinesisClient({ requestHandler: handler(), maxAttempts });
 }
 
 /** Whether an endpoint URL names an IP address or localhost (no virtual-host buckets there). */

@@ -27,7 +27,13 @@ export const COMMON_OPTIONS = {
   json: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },
   verbose: { type: "boolean", short: "v" },
+  // Read before the command runs, by useLogFormatOf() in _log.ts; accepted by every command.
+  "log-format": { type: "string" },
 } as const;
+
+/** Help text for `--log-format`, for the commands that log. */
+export const LOG_HELP =
+  `  --log-format text|json      stderr as text (default) or one JSON object per line`;
 
 /** Parses a command's arguments strictly; unknown or malformed flags become usage errors. */
 export function parse<T extends NonNullable<ParseArgsConfig["options"]>>(
@@ -120,6 +126,18 @@ export function parseDuration(name: string, value: string): number {
     );
   }
   return parts.reduce((ms, p) => ms + Number(p[1]) * UNITS[p[2]], 0);
+}
+
+/** A duration for people: `850ms`, `42s`, `4m12s`, `3h05m`, `2d04h`. */
+export function formatDuration(ms: number | undefined): string {
+  if (ms === undefined) return "-";
+  if (ms < 1_000) return `${Math.round(ms)}ms`;
+  const s = Math.floor(ms / 1_000);
+  const two = (n: number) => String(n).padStart(2, "0");
+  if (s < 60) return `${s}s`;
+  if (s < 3_600) return `${Math.floor(s / 60)}m${two(s % 60)}s`;
+  if (s < 86_400) return `${Math.floor(s / 3_600)}h${two(Math.floor(s / 60) % 60)}m`;
+  return `${Math.floor(s / 86_400)}d${two(Math.floor(s / 3_600) % 24)}h`;
 }
 
 /** Writes a line to stdout. */

@@ -6,7 +6,7 @@
 import { ShardSnapshotFinder } from "../finder.ts";
 import { assertName, assertSequenceNumber, type Snapshot } from "../snapshot.ts";
 import { type Logger, silentLogger } from "../logger.ts";
-import { out, outJson, parse, required } from "./_common.ts";
+import { LOG_HELP, out, outJson, parse, required } from "./_common.ts";
 import { cliLogger } from "./_log.ts";
 import { openCliStore, snapshotJson, STORE_HELP, STORE_OPTIONS } from "./_store.ts";
 
@@ -29,6 +29,7 @@ ${STORE_HELP}
                               restore the newest point that verifies
   --no-refresh                download a full snapshot even when DIR holds an earlier point
   --json                      print an object with localFile
+${LOG_HELP}
   -h, --help                  this help`;
 
 /** Runs the command. */

@@ -6,6 +6,7 @@
 import { collectGarbage, type SnapshotChain } from "../gc.ts";
 import { assertName, type Snapshot } from "../snapshot.ts";
 import {
+  LOG_HELP,
   out,
   outJson,
   outTable,
@@ -15,6 +16,7 @@ import {
   UsageError,
   wholeNumber,
 } from "./_common.ts";
+import { cliLogger } from "./_log.ts";
 import { openCliStore, snapshotJson, STORE_HELP, STORE_OPTIONS } from "./_store.ts";
 
 /** Help for the command. */
@@ -32,6 +34,8 @@ ${STORE_HELP}
   --older-than DURATION       only delete snapshots older than this (e.g. 36h, 7d, 2w)
   --dry-run                   show every chain and what would be deleted; delete nothing
   --json                      print the deleted snapshots as JSON
+  -q, --quiet                 no summary line on stderr
+${LOG_HELP}
   -h, --help                  this help`;
 
 /** Runs the command. */
@@ -75,12 +79,9 @@ export async function run(args: string[]): Promise<number> {
       result.deleted.map((s) => ["deleted", s.shardId, s.kind, s.sequenceNumber, s.key]),
     );
   }
-  Deno.stderr.writeSync(
-    new TextEncoder().encode(
-      `streambolt: ${
-        dryRun ? "would delete" : "deleted"
-      } ${result.deleted.length}, kept ${result.kept}\n`,
-    ),
+  cliLogger({ quiet: values.quiet as boolean }).info(
+    dryRun ? "would delete snapshots (dry run)" : "deleted snapshots",
+    { deleted: result.deleted.length, kept: result.kept },
   );
   return 0;
 }

@@ -18,6 +18,7 @@ import {
 } from "../stream_snapshotter.ts";
 import { assertName } from "../snapshot.ts";
 import {
+  LOG_HELP,
   out,
   outJson,
   outTable,
@@ -74,6 +75,7 @@ ${STORE_HELP}
   --json                      print the snapshots as JSON
   -q, --quiet                 no progress or info logs
   -v, --verbose               debug logs
+${LOG_HELP}
   -h, --help                  this help`;
 
 /** Why `--generator PATH` cannot be read, from the error `Deno.stat` threw. */

@@ -13,6 +13,8 @@ import {
   type DeleteOptions,
   type DownloadOptions,
   type DownloadResult,
+  type HeadOptions,
+  type HeadResult,
   type ListOptions,
   ObjectExistsError,
   type PutOptions,
@@ -201,6 +203,36 @@ export class FileSnapshotStore implements SnapshotStore {
     options?.signal?.throwIfAborted();
     const { size } = await Deno.stat(file);
     return { metadata, size };
+  }
+
+  /**
+   * Reads an object's size and modification time (the data file's) and its metadata (the
+   * sidecar's), without reading the data.
+   *
+   * @param key The key.
+   * @param options Aborts the call.
+   * @returns The size, metadata and modification time, or `undefined` when the key is not
+   * published (no data file, or no sidecar yet).
+   */
+  async head(key: string, options?: HeadOptions): Promise<HeadResult | undefined> {
+    options?.signal?.throwIfAborted();
+    const path = this.#path(key);
+    let text: string;
+    let info: Deno.FileInfo;
+    try {
+      text = await Deno.readTextFile(path + META_SUFFIX);
+      info = await Deno.stat(path);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return undefined;
+      throw error;
+    }
+    let metadata: Record<string, string> = {};
+    try {
+      metadata = JSON.parse(text);
+    } catch (error) {
+      if (!(error instanceof SyntaxError)) throw error;
+    }
+    return { size: info.size, metadata, lastModified: info.mtime ?? undefined };
   }
 
   /**

@@ -13,6 +13,8 @@ import {
   type DeleteOptions,
   type DownloadOptions,
   type DownloadResult,
+  type HeadOptions,
+  type HeadResult,
   type ListOptions,
   ObjectExistsError,
   type PutOptions,
@@ -267,6 +269,35 @@ export class S3SnapshotStore implements SnapshotStore {
   }
 
   /**
+   * Reads an object's size, user metadata and modification time with one HeadObject.
+   *
+   * @param key The key, relative to the store's prefix.
+   * @param options Aborts the request.
+   * @returns The size, metadata and modification time, or `undefined` when S3 answers 404.
+   */
+  async head(key: string, options?: HeadOptions): Promise<HeadResult | undefined> {
+    const [{ HeadObjectCommand }] = await s3Sdk();
+    try {
+      const out = await this.#client.send(
+        new HeadObjectCommand({
+          Bucket: this.bucket,
+          Key: this.prefix + key,
+          ExpectedBucketOwner: this.#options.expectedBucketOwner,
+        }),
+        { abortSignal: options?.signal },
+      );
+      return {
+        size: out.ContentLength ?? 0,
+        metadata: out.Metadata ?? {},
+        lastModified: out.LastModified,
+      };
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /**
    * Deletes objects, at most 1,000 per request.
    *
    * @param keys Keys relative to the store's prefix.
@@ -295,6 +326,12 @@ export class S3SnapshotStore implements SnapshotStore {
       }
     }
   }
+}
+
+/** Whether an S3 error is a 404 (a HEAD's "NotFound" has no body, so no other code). */
+function isNotFound(error: unknown): boolean {
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e?.name === "NotFound" || e?.name === "NoSuchKey" || e?.$metadata?.httpStatusCode === 404;
 }
 
 /** Writes a GET response's body at the handle's position. */

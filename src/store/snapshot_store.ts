@@ -1,5 +1,6 @@
 /**
- * The storage interface behind snapshots: list, upload a file, download to a file, delete.
+ * The storage interface behind snapshots: list, upload a file, download to a file, delete, and
+ * (optionally) read an object's size and metadata without its bytes.
  * {@linkcode S3SnapshotStore} and {@linkcode FileSnapshotStore} implement it, and one shared
  * test suite runs against both.
  *
@@ -48,6 +49,22 @@ export interface ListOptions {
   signal?: AbortSignal;
 }
 
+/** Options for {@linkcode SnapshotStore.head}. */
+export interface HeadOptions {
+  /** Aborts the request. */
+  signal?: AbortSignal;
+}
+
+/** What {@linkcode SnapshotStore.head} learned about an object, without reading its bytes. */
+export interface HeadResult {
+  /** Size in bytes. */
+  size: number;
+  /** The metadata stored with the object (as {@linkcode SnapshotStore.download} returns it). */
+  metadata: Record<string, string>;
+  /** When it was written, when the store reports it. */
+  lastModified?: Date;
+}
+
 /** Options for {@linkcode SnapshotStore.delete}. */
 export interface DeleteOptions {
   /** Aborts the deletion (keys already deleted stay deleted). */
@@ -94,6 +111,17 @@ export interface SnapshotStore {
    * @param options Aborts the deletion.
    */
   delete(keys: string[], options?: DeleteOptions): Promise<void>;
+  /**
+   * Reads an object's size, metadata and modification time without downloading it (S3:
+   * HeadObject). Optional: a store without it still works everywhere; what only it can tell
+   * (such as `streamStatus`'s records applied and last arrival) is then reported as unknown.
+   *
+   * @param key The key.
+   * @param options Aborts the request.
+   * @returns What the store knows of the object, or `undefined` when no object is published
+   * under the key.
+   */
+  head?(key: string, options?: HeadOptions): Promise<HeadResult | undefined>;
 }
 
 /** Thrown by {@linkcode SnapshotStore.put} when `ifNoneMatch` is set and the key exists. */
