@@ -55,6 +55,9 @@ interface CacheRecord {
   sequenceNumber: string;
   size: number;
   mtimeMs: number;
+  /** When the producer last read the shard to its tip after this point (ms since epoch): no
+   * record after the point had arrived by then. */
+  caughtUpAt?: number;
 }
 
 /** One run of a snapshotter over one shard. */
@@ -73,6 +76,9 @@ export class SnapshotRun {
   #applied = 0;
   #sincePoint = 0;
   #trace?: RunTrace;
+  /** When this run (or, through the local copy, an earlier one) last read the shard to its
+   * tip after the current point. */
+  #caughtUpAt?: number;
 
   constructor(options: ShardSnapshotterOptions, workDir: string, signal?: AbortSignal) {
     this.#o = options;
@@ -239,7 +245,13 @@ export class SnapshotRun {
   async #checkGap(db: SnapshotDb, base: RestorePlan): Promise<void> {
     const o = this.#o;
     const meta = db.metadata();
-    const last = meta.lastArrivalAt ?? base.target?.lastModified?.toISOString();
+    // Every record after the point arrived after the later of its last record and the last
+    // time a run read the shard to its tip (an idle shard has no gap).
+    const known = [meta.lastArrivalAt, base.target?.lastModified?.toISOString()]
+      .find((t) => t !== undefined);
+    const last = this.#caughtUpAt !== undefined && (!known || this.#caughtUpAt > Date.parse(known))
+      ? new Date(this.#caughtUpAt).toISOString()
+      : known;
     if (meta.sequenceNumber === BOOTSTRAP_SEQUENCE || !last) return;
     const age = Date.now() - Date.parse(last);
     if (age < MIN_RETENTION_HOURS * HOUR_MS) return;
@@ -324,6 +336,7 @@ export class SnapshotRun {
     if (!matches) return false;
     await Deno.rename(cached, file);
     await Deno.remove(`${cached}.json`).catch(() => {});
+    this.#caughtUpAt = record.caughtUpAt;
     return true;
   }
 
@@ -341,7 +354,8 @@ export class SnapshotRun {
       files.push({ shardId: parent.shardId, file, metadata });
     }
     const hashKeyRange = o.hashKeyRange ??
-      (await findShard(o.kinesis, o.stream, o.shardId, this.#signal))?.hashKeyRange;
+      (await findShard(o.kinesis, o.stream, o.shardId, { signal: this.#signal, retry: o.retry }))
+        ?.hashKeyRange;
     if (!hashKeyRange) {
       throw new InvalidArgumentError(
         `Cannot seed shard from its parents as the stream has no such shard: current value is "${o.shardId}"`,
@@ -377,6 +391,7 @@ export class SnapshotRun {
     for await (const page of pages) {
       const applied = await db.applyPage(page);
       recordPage(this.#o, applied, page.records.length - applied, page.millisBehindLatest);
+      if (!page.fullPage && page.millisBehindLatest === 0) this.#caughtUpAt = Date.now();
       this.#applied += applied;
       this.#sincePoint += page.records.length;
       this.#progress("catch-up", {
@@ -614,6 +629,7 @@ export class SnapshotRun {
       ...this.#parts(point.sequenceNumber),
       size: info.size,
       mtimeMs: info.mtime?.getTime() ?? 0,
+      caughtUpAt: this.#caughtUpAt,
     };
     await Deno.writeTextFile(`${target}.json`, JSON.stringify(record));
     return { ...point, localFile: target };

@@ -90,7 +90,10 @@ export class StreamFollow {
    * parents are final. */
   async #startReady(): Promise<void> {
     const o = this.#o;
-    const shards = await listStreamShards(o.kinesis, o.stream, { signal: this.#halt.signal });
+    const shards = await listStreamShards(o.kinesis, o.stream, {
+      signal: this.#halt.signal,
+      retry: o.retry,
+    });
     const known = new Set(shards.map((s) => s.shardId));
     const candidates = shards.filter((s) =>
       (!o.shardIds || o.shardIds.includes(s.shardId)) && o.owns(s.shardId) &&

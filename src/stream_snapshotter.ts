@@ -161,7 +161,7 @@ export class StreamSnapshotter {
   async snapshotStream(options?: SnapshotShardOptions): Promise<Snapshot[]> {
     const o = this.#options;
     const signal = anySignal(o.signal, options?.signal);
-    const shards = await listStreamShards(o.kinesis, o.stream, { signal });
+    const shards = await listStreamShards(o.kinesis, o.stream, { signal, retry: o.retry });
     for (const id of o.shardIds ?? []) {
       if (!shards.some((s) => s.shardId === id)) {
         throw new InvalidArgumentError(

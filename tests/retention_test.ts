@@ -129,6 +129,38 @@ Deno.test(
 );
 
 Deno.test(
+  "a producer whose local copy last found the shard idle sees no gap, however old the last record",
+  SHARES_EMULATORS,
+  async () => {
+    const { kinesis } = await emulators.get();
+    const { store, stream, shardId, dir, base } = await agedShard();
+    // The first run's local copy: age its last record too, keeping the record of when that run
+    // found the shard caught up (just now).
+    const cached = join(dir, "first", stream, shardId, `${base.sequenceNumber}.sqlite`);
+    const db = new DatabaseSync(cached);
+    db.prepare("UPDATE streambolt_meta SET last_arrival_at = ? WHERE id = 1").run(TWO_DAYS_AGO);
+    db.close();
+    const record = JSON.parse(await Deno.readTextFile(`${cached}.json`));
+    assert.ok(Date.now() - record.caughtUpAt < 60_000, "the run recorded when it was caught up");
+    const info = await Deno.stat(cached);
+    await Deno.writeTextFile(
+      `${cached}.json`,
+      JSON.stringify({ ...record, size: info.size, mtimeMs: info.mtime!.getTime() }),
+    );
+    const next = await new ShardSnapshotter({
+      kinesis,
+      store,
+      stream,
+      shardId,
+      localPath: join(dir, "first"),
+      generator: logGenerator(),
+    }).snapshotShard();
+    assert.equal(next.kind, "delta", "built on the local copy, no gap refused");
+    assert.equal(next.baseSequenceNumber, base.sequenceNumber);
+  },
+);
+
+Deno.test(
   "the CLI fails a shard past the retention with one line, and --accept-gap continues it",
   SHARES_EMULATORS,
   async () => {

@@ -62,6 +62,13 @@ export interface RetryOptions {
   onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
 }
 
+/** streambolt's retry budget for a Kinesis call: 10 attempts, backoff from 100 ms up to 5 s. */
+export const DEFAULT_RETRY: RetryOptions = {
+  maxAttempts: 10,
+  baseDelayMs: 100,
+  maxDelayMs: 5_000,
+};
+
 /** The delay before retry number `attempt` (1-based): full jitter under a capped exponential. */
 export function backoffDelay(attempt: number, options: RetryOptions): number {
   const cap = Math.min(

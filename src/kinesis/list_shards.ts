@@ -9,6 +9,7 @@ import type { KinesisClientLike } from "../aws_client.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { HashKeyRange } from "./hash_key.ts";
 import { kinesisSdk } from "./_sdk.ts";
+import { DEFAULT_RETRY, type RetryOptions, withRetries } from "./_retry.ts";
 
 /** A shard of a stream as ListShards describes it. */
 export interface StreamShard {
@@ -26,6 +27,9 @@ export interface StreamShard {
 export interface ListStreamShardsOptions {
   /** Aborts the listing. */
   signal?: AbortSignal;
+  /** The retry budget of each ListShards call (throttling and transient errors), as for
+   * `readShard`. Defaults to 10 attempts. */
+  retry?: Partial<RetryOptions>;
 }
 
 /**
@@ -50,7 +54,7 @@ export async function listStreamShards(
   options?: ListStreamShardsOptions,
 ): Promise<StreamShard[]> {
   const shards: StreamShard[] = [];
-  for await (const shard of pageShards(client, stream, options?.signal)) shards.push(shard);
+  for await (const shard of pageShards(client, stream, options)) shards.push(shard);
   return shards;
 }
 
@@ -63,9 +67,9 @@ export async function findShard(
   client: KinesisClientLike,
   stream: string,
   shardId: string,
-  signal?: AbortSignal,
+  options?: ListStreamShardsOptions,
 ): Promise<StreamShard | undefined> {
-  for await (const shard of pageShards(client, stream, signal)) {
+  for await (const shard of pageShards(client, stream, options)) {
     if (shard.shardId === shardId) return shard;
   }
   return undefined;
@@ -75,14 +79,16 @@ export async function findShard(
 async function* pageShards(
   client: KinesisClientLike,
   stream: string,
-  signal?: AbortSignal,
+  options?: ListStreamShardsOptions,
 ): AsyncGenerator<StreamShard> {
   const { ListShardsCommand } = await kinesisSdk();
+  const retry = { ...DEFAULT_RETRY, ...options?.retry, signal: options?.signal };
   let token: string | undefined;
   do {
-    const page = await client.send(
-      new ListShardsCommand(token ? { NextToken: token } : { StreamName: stream }),
-      { abortSignal: signal },
+    const input = token ? { NextToken: token } : { StreamName: stream };
+    const page = await withRetries(
+      () => client.send(new ListShardsCommand(input), { abortSignal: options?.signal }),
+      retry,
     ).catch((error) => {
       if ((error as Error).name !== "ResourceNotFoundException") throw error;
       throw new InvalidArgumentError(

@@ -6,6 +6,7 @@
  */
 import type { KinesisClientLike } from "../aws_client.ts";
 import { kinesisSdk } from "./_sdk.ts";
+import { DEFAULT_RETRY, withRetries } from "./_retry.ts";
 
 /** The shortest retention Kinesis allows, in hours: a snapshot younger than this has no gap. */
 export const MIN_RETENTION_HOURS = 24;
@@ -24,9 +25,12 @@ export async function streamRetentionHours(
   signal?: AbortSignal,
 ): Promise<number> {
   const { DescribeStreamSummaryCommand } = await kinesisSdk();
-  const out = await client.send(
-    new DescribeStreamSummaryCommand({ StreamName: stream }),
-    { abortSignal: signal },
+  const out = await withRetries(
+    () =>
+      client.send(new DescribeStreamSummaryCommand({ StreamName: stream }), {
+        abortSignal: signal,
+      }),
+    { ...DEFAULT_RETRY, signal },
   );
   return out.StreamDescriptionSummary?.RetentionPeriodHours ?? MIN_RETENTION_HOURS;
 }

@@ -21,7 +21,7 @@ import { hashKeyOf, type HashKeyRange, inHashKeyRange } from "./hash_key.ts";
 import { deaggregate, isAggregated } from "./kpl.ts";
 import { findShard } from "./list_shards.ts";
 import { kinesisSdk } from "./_sdk.ts";
-import { type RetryOptions, sleep, withRetries } from "./_retry.ts";
+import { DEFAULT_RETRY, type RetryOptions, sleep, withRetries } from "./_retry.ts";
 
 /** Options for {@linkcode readShard}. */
 export interface ReadShardOptions {
@@ -58,11 +58,6 @@ export interface ReadShardOptions {
   logger?: Logger;
 }
 
-const DEFAULT_RETRY: RetryOptions = {
-  maxAttempts: 10,
-  baseDelayMs: 100,
-  maxDelayMs: 5_000,
-};
 const MAX_ITERATOR_RENEWALS = 10;
 /** After an empty page while behind the tip (a gap in the shard), ask again this soon. */
 const GAP_POLL_MS = 200;
@@ -260,10 +255,10 @@ class ShardReader {
       return records;
     }
     const o = this.#options;
-    this.#hashKeyRange ??= (await withRetries(
-      () => findShard(this.#client, o.stream, o.shardId, this.#abort.signal),
-      this.#retry,
-    ))?.hashKeyRange;
+    this.#hashKeyRange ??= (await findShard(this.#client, o.stream, o.shardId, {
+      signal: this.#abort.signal,
+      retry: this.#retry,
+    }))?.hashKeyRange;
     const range = this.#hashKeyRange;
     return records.flatMap((record) => {
       const users = deaggregate(record);
