@@ -13,7 +13,7 @@
 import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { applyDelta, fetchDelta } from "./_delta.ts";
-import { fetchSnapshot } from "./_snapshot_io.ts";
+import { fetchSnapshot, readMetadataOf } from "./_snapshot_io.ts";
 import { SnapshotIntegrityError } from "./errors.ts";
 import { readSnapshotMetadata, type SnapshotMetadata } from "./metadata.ts";
 import { compareSequenceNumbers, compareSnapshots, type Snapshot } from "./snapshot.ts";
@@ -183,22 +183,6 @@ export async function applyDeltas(
 ): Promise<void> {
   for (const delta of deltas) {
     applyDelta(db, await fetchDelta(store, delta, scratchFile, signal), delta.key);
-  }
-}
-
-function readMetadataOf(file: string, key: string): SnapshotMetadata {
-  const db = new DatabaseSync(file, { readOnly: true });
-  try {
-    const meta = readSnapshotMetadata(db);
-    if (!meta) {
-      throw new SnapshotIntegrityError(
-        key,
-        `Cannot use snapshot as it has no streambolt metadata: current value is "${key}"`,
-      );
-    }
-    return meta;
-  } finally {
-    db.close();
   }
 }
 

@@ -45,15 +45,6 @@ export async function listShardSnapshots(
   );
 }
 
-/** The newest of a list of one shard's snapshots. */
-export function newest(snapshots: Snapshot[]): Snapshot | undefined {
-  let best: Snapshot | undefined;
-  for (const s of snapshots) {
-    if (!best || compareSnapshots(s, best) > 0) best = s;
-  }
-  return best;
-}
-
 /**
  * Downloads a snapshot to `target` as plain SQLite: the stored bytes are hashed while they are
  * decoded, and the file is renamed into place only when the hash matches the one stored with
@@ -116,7 +107,13 @@ export async function fetchSnapshot(
   }
 }
 
-function readMetadataOf(file: string, key: string): SnapshotMetadata {
+/**
+ * Reads the streambolt metadata of a local SQLite file.
+ *
+ * @throws {SnapshotIntegrityError} Naming `key`, when the file does not open as SQLite or has
+ * no metadata.
+ */
+export function readMetadataOf(file: string, key: string): SnapshotMetadata {
   let db: DatabaseSync | undefined;
   try {
     db = new DatabaseSync(file, { readOnly: true });
