@@ -16,6 +16,7 @@ import {
 import { decodeFile, encodeFile, sha256File } from "../src/_codec.ts";
 import { DENO } from "../tests/support/emulators.ts";
 import { materialize, time } from "./_data.ts";
+import { NO_KINESIS } from "./_feed.ts";
 import { log, mb, type Recorder, round } from "./_results.ts";
 
 const REPS = 3;
@@ -82,12 +83,6 @@ async function snapshotRun(dir: string, pages: ShardPage[]): Promise<[number, st
   }).snapshotShard();
   return [caughtUp - t0, snapshot.localFile];
 }
-
-/** A Kinesis client for runs whose records come from a `source`: never called. */
-const NO_KINESIS = {
-  send: () => Promise.reject(new Error("no Kinesis in this run")),
-  config: { region: "none" },
-};
 
 /**
  * Figure 1: apply overhead; with `measure` false, only one run to make the snapshot figure 5
