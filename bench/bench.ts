@@ -6,14 +6,15 @@
  *
  * Figures: 1 apply overhead, 2 catch-up vs reading, 3 bootstrap vs replay (and the 10M
  * extrapolation, when 1, 3, 4 and 5 run together), 4 transfer, 5 compression, 6 peak RSS of a
- * run.
+ * run, 7 delta size, 8 incremental vs full run, 9 chain bootstrap and refresh (7-9 are
+ * measured together).
  *
- * `BENCH_FIGURES=1,5,6` runs only those (default: all; 2-3 load 50,000 records into
+ * `BENCH_FIGURES=1,5,6,7,8,9` runs only those (default: all; 2-3 load 50,000 records into
  * kinesis-local, ~13 min). bench/results.json keeps the last values of the figures not run,
  * each with the date it was measured.
  *
  * Sizes can be lowered for a quick look: BENCH_APPLY_RECORDS (1,000,000), BENCH_SHARD_RECORDS
- * (50,000), BENCH_TRANSFER_MB (256).
+ * (50,000), BENCH_TRANSFER_MB (256), BENCH_DELTA_KEYS (1,000,000).
  *
  * @module
  */
@@ -35,6 +36,8 @@ import {
   figureSize,
   type SizeResult,
 } from "./_apply.ts";
+import { figuresDeltas } from "./_deltas.ts";
+import { RequestCounter } from "./_requests.ts";
 import { formatTable, mergeResults, Recorder, type Results, selectedFigures } from "./_results.ts";
 import {
   extrapolation,
@@ -48,6 +51,7 @@ const size = (name: string, fallback: number) => Number(Deno.env.get(name) ?? fa
 const APPLY_RECORDS = size("BENCH_APPLY_RECORDS", 1_000_000);
 const SHARD_RECORDS = size("BENCH_SHARD_RECORDS", 50_000);
 const TRANSFER_MB = size("BENCH_TRANSFER_MB", 256);
+const DELTA_KEYS = size("BENCH_DELTA_KEYS", 1_000_000);
 const KEYS = 100_000;
 const BUCKET = "bench-bucket";
 
@@ -69,7 +73,7 @@ async function start(): Promise<Emulators> {
   const e: Emulators = {};
   const [kinesisEmu, s3Emu] = await Promise.all([
     want(2, 3) ? startKinesis() : undefined,
-    want(2, 3, 4) ? startS3() : undefined,
+    want(2, 3, 4, 7, 8, 9) ? startS3() : undefined,
   ]);
   if (kinesisEmu) {
     e.kinesisEmu = kinesisEmu;
@@ -121,10 +125,17 @@ async function emulatorFigures(e: Emulators, apply?: ApplyResult, sizes?: SizeRe
   }
 }
 
+/** Figures 7-9: incremental snapshots. */
+async function incrementalFigures(e: Emulators, counter: RequestCounter): Promise<void> {
+  const base = { bench, temp, s3: e.s3!, bucket: BUCKET, counter };
+  await figuresDeltas({ ...base, keys: DELTA_KEYS, changeShare: 0.01 });
+}
+
 const emulators = await start();
 try {
   const [apply, sizes] = await localFigures();
   if (want(2, 3, 4)) await emulatorFigures(emulators, apply, sizes);
+  if (want(7, 8, 9)) await incrementalFigures(emulators, new RequestCounter(emulators.s3));
 } finally {
   await stop(emulators);
   await Deno.remove(temp, { recursive: true });
