@@ -7,14 +7,16 @@
  * Figures: 1 apply overhead, 2 catch-up vs reading, 3 bootstrap vs replay (and the 10M
  * extrapolation, when 1, 3, 4 and 5 run together), 4 transfer, 5 compression, 6 peak RSS of a
  * run, 7 delta size, 8 incremental vs full run, 9 chain bootstrap and refresh (7-9 are
- * measured together).
+ * measured together), 10 continuous producer: peak RSS and S3 requests.
  *
- * `BENCH_FIGURES=1,5,6,7,8,9` runs only those (default: all; 2-3 load 50,000 records into
+ * `BENCH_FIGURES=1,5,6,7,8,9,10` runs only those (default: all; 2-3 load 50,000 records into
  * kinesis-local, ~13 min). bench/results.json keeps the last values of the figures not run,
  * each with the date it was measured.
  *
  * Sizes can be lowered for a quick look: BENCH_APPLY_RECORDS (1,000,000), BENCH_SHARD_RECORDS
- * (50,000), BENCH_TRANSFER_MB (256), BENCH_DELTA_KEYS (1,000,000).
+ * (50,000), BENCH_TRANSFER_MB (256), BENCH_DELTA_KEYS (1,000,000), BENCH_FOLLOW_KEYS (100,000),
+ * BENCH_FOLLOW_RECORDS (records per publish interval, 2,000), BENCH_FOLLOW_INTERVAL_MS (200),
+ * BENCH_FOLLOW_INTERVALS (60), BENCH_REQUEST_PUBLISHES (200).
  *
  * @module
  */
@@ -37,6 +39,7 @@ import {
   type SizeResult,
 } from "./_apply.ts";
 import { figuresDeltas } from "./_deltas.ts";
+import { figureFollowMemory, figureRequests } from "./_follow.ts";
 import { RequestCounter } from "./_requests.ts";
 import { formatTable, mergeResults, Recorder, type Results, selectedFigures } from "./_results.ts";
 import {
@@ -52,6 +55,11 @@ const APPLY_RECORDS = size("BENCH_APPLY_RECORDS", 1_000_000);
 const SHARD_RECORDS = size("BENCH_SHARD_RECORDS", 50_000);
 const TRANSFER_MB = size("BENCH_TRANSFER_MB", 256);
 const DELTA_KEYS = size("BENCH_DELTA_KEYS", 1_000_000);
+const FOLLOW_KEYS = size("BENCH_FOLLOW_KEYS", 100_000);
+const FOLLOW_RECORDS = size("BENCH_FOLLOW_RECORDS", 2_000);
+const FOLLOW_INTERVAL_MS = size("BENCH_FOLLOW_INTERVAL_MS", 200);
+const FOLLOW_INTERVALS = size("BENCH_FOLLOW_INTERVALS", 60);
+const REQUEST_PUBLISHES = size("BENCH_REQUEST_PUBLISHES", 200);
 const KEYS = 100_000;
 const BUCKET = "bench-bucket";
 
@@ -73,7 +81,7 @@ async function start(): Promise<Emulators> {
   const e: Emulators = {};
   const [kinesisEmu, s3Emu] = await Promise.all([
     want(2, 3) ? startKinesis() : undefined,
-    want(2, 3, 4, 7, 8, 9) ? startS3() : undefined,
+    want(2, 3, 4, 7, 8, 9, 10) ? startS3() : undefined,
   ]);
   if (kinesisEmu) {
     e.kinesisEmu = kinesisEmu;
@@ -125,17 +133,26 @@ async function emulatorFigures(e: Emulators, apply?: ApplyResult, sizes?: SizeRe
   }
 }
 
-/** Figures 7-9: incremental snapshots. */
+/** Figures 7-10: incremental snapshots and the continuous producer. */
 async function incrementalFigures(e: Emulators, counter: RequestCounter): Promise<void> {
   const base = { bench, temp, s3: e.s3!, bucket: BUCKET, counter };
-  await figuresDeltas({ ...base, keys: DELTA_KEYS, changeShare: 0.01 });
+  if (want(7, 8, 9)) await figuresDeltas({ ...base, keys: DELTA_KEYS, changeShare: 0.01 });
+  if (want(10)) {
+    const f = { ...base, endpoint: e.s3Emu!.endpoint, keys: FOLLOW_KEYS };
+    await figureFollowMemory(f, {
+      perInterval: FOLLOW_RECORDS,
+      publishEveryMs: FOLLOW_INTERVAL_MS,
+      intervals: FOLLOW_INTERVALS,
+    });
+    await figureRequests(f, REQUEST_PUBLISHES);
+  }
 }
 
 const emulators = await start();
 try {
   const [apply, sizes] = await localFigures();
   if (want(2, 3, 4)) await emulatorFigures(emulators, apply, sizes);
-  if (want(7, 8, 9)) await incrementalFigures(emulators, new RequestCounter(emulators.s3));
+  if (want(7, 8, 9, 10)) await incrementalFigures(emulators, new RequestCounter(emulators.s3));
 } finally {
   await stop(emulators);
   await Deno.remove(temp, { recursive: true });
