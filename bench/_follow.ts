@@ -112,7 +112,9 @@ export async function figureFollowMemory(
     stderr: "inherit",
   }).output();
   if (!out.success) throw new Error("follow run failed");
-  const result = JSON.parse(new TextDecoder().decode(out.stdout));
+  const { localPath: _, endpoint: __, ...result } = JSON.parse(
+    new TextDecoder().decode(out.stdout),
+  );
   await Deno.remove(dir, { recursive: true });
   const ratio = result.peakRssBytes / result.warmupPeakRssBytes;
   f.bench.entry("followMemory", { ...result, ratio: round(ratio, 3) });
