@@ -40,22 +40,28 @@ export interface FeedSourceOptions {
   pageSize?: number;
 }
 
-/** The shard: its records are a pure function of their index. */
+/** The shard: its records are a pure function of their index (and the shard's epoch). */
 export class SyntheticShard {
   /** Distinct keys. */
   readonly keys: number;
+  /** When record 0 arrived (ms since 1970); record `i` arrived `i` ms later. */
+  readonly epoch: number;
   /** Records that exist (the shard's tip, exclusive). */
   tip: number;
   #stride: number;
   #waiters = new Set<() => void>();
 
   /**
-   * A shard whose first `keys` records (the load) already exist.
+   * A shard whose first `keys` records (the load) already exist. Records arrive as of now (the
+   * load over the last `keys` ms): a snapshot whose last record arrived more than a day ago makes
+   * the producer check the stream's retention with Kinesis, which a source-fed run does not have.
    *
    * @param keys Distinct keys.
+   * @param epoch When record 0 arrived; pass the same one to rebuild the same records elsewhere.
    */
-  constructor(keys: number) {
+  constructor(keys: number, epoch: number = Date.now() - keys) {
     this.keys = keys;
+    this.epoch = epoch;
     this.tip = keys;
     this.#stride = STRIDE % keys;
   }
@@ -82,13 +88,13 @@ export class SyntheticShard {
       balance: h % 1_000_000,
       plan: ["free", "pro", "team"][h % 3],
       region: ["eu-west-1", "us-east-1", "ap-south-1"][(h >>> 8) % 3],
-      updated: 1_790_000_000_000 + i,
+      updated: this.epoch + i,
     }));
     return {
       sequenceNumber: this.sequenceNumber(i),
       partitionKey: key,
       data,
-      approximateArrivalTimestamp: new Date(1_790_000_000_000 + i),
+      approximateArrivalTimestamp: new Date(this.epoch + i),
     };
   }
 

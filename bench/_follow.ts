@@ -84,16 +84,19 @@ export async function figureFollowMemory(
   options: { perInterval: number; publishEveryMs: number; intervals: number },
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ dir: f.temp });
+  const localPath = join(dir, "work");
+  const prefix = "follow-memory";
+  const [, feed] = await publishBase(f, prefix, localPath);
   const config: FollowRunConfig = {
     keys: f.keys,
+    epoch: feed.epoch,
     ...options,
     warmup: 5,
-    localPath: join(dir, "work"),
+    localPath,
     endpoint: f.endpoint,
     bucket: f.bucket,
-    prefix: "follow-memory",
+    prefix,
   };
-  await publishBase(f, config.prefix, config.localPath);
   log(`figure 10: following for ${options.intervals} publishes of ${options.perInterval} records`);
   const out = await new Deno.Command(DENO, {
     args: [
@@ -112,7 +115,7 @@ export async function figureFollowMemory(
     stderr: "inherit",
   }).output();
   if (!out.success) throw new Error("follow run failed");
-  const { localPath: _, endpoint: __, ...result } = JSON.parse(
+  const { localPath: _, endpoint: __, epoch: ___, ...result } = JSON.parse(
     new TextDecoder().decode(out.stdout),
   );
   await Deno.remove(dir, { recursive: true });

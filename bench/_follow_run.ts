@@ -20,6 +20,8 @@ import { NO_KINESIS, SyntheticShard } from "./_feed.ts";
 export interface FollowRunConfig {
   /** Distinct keys (the base holds them all). */
   keys: number;
+  /** The epoch of the parent's feed, so that the records are the same. */
+  epoch: number;
   /** Records arriving per publish interval. */
   perInterval: number;
   /** The publish interval. */
@@ -53,7 +55,7 @@ const sample = () => {
 };
 const sampler = setInterval(sample, 5);
 
-const feed = new SyntheticShard(config.keys);
+const feed = new SyntheticShard(config.keys, config.epoch);
 const TICKS = 5;
 const arrivals = setInterval(
   () => feed.append(Math.round(config.perInterval / TICKS)),
