@@ -59,14 +59,22 @@ const pointId = (s: { sequenceNumber: string; final?: boolean }) =>
 /**
  * What a delta costs to restore per stored byte, relative to a full snapshot: applying a
  * patchset row by row costs about this many times more than decoding a whole database per
- * stored byte (measured here: 1% of 1,000,000 keys applied in ~70 ms from 0.23 MB, against
- * ~400 ms to decode the 21 MB full).
+ * stored byte (`deno task bench`, figure 9: 13.5 to 14.3; e.g. a 258 KB delta of 1% of
+ * 1,000,000 keys in ~76 ms against ~470 ms to decode the 24.5 MB full).
  */
-export const DELTA_COST_FACTOR = 8;
+export const DELTA_COST_FACTOR = 14;
 
 /**
- * Plans the cheapest restore (by estimated cost: stored bytes, a delta's weighted by
- * {@linkcode DELTA_COST_FACTOR}) of a point of one shard.
+ * What every object adds to a restore, in full-snapshot bytes: a request, a verification, a
+ * transaction (measured here: 6 to 12 ms to fetch and check a small delta, the time a full
+ * snapshot takes to decode about 256 KiB to 512 KiB).
+ */
+export const OBJECT_COST_BYTES = 256 * 1024;
+
+/**
+ * Plans the cheapest restore of a point of one shard, by estimated cost: stored bytes, a
+ * delta's weighted by {@linkcode DELTA_COST_FACTOR}, and {@linkcode OBJECT_COST_BYTES} per
+ * object.
  *
  * @param snapshots Every object of the shard.
  * @returns The plan, or `undefined` when no point is restorable (or the target is not).
@@ -124,10 +132,10 @@ function reach(
   }
   // Sorted by sequence number: every delta's base is settled before the delta is seen.
   for (const s of usable) {
-    if (s.kind === "full") offer(s, s.size ?? 1);
+    if (s.kind === "full") offer(s, (s.size ?? 1) + OBJECT_COST_BYTES);
     else {
       const base = best.get(s.baseSequenceNumber!);
-      if (base) offer(s, base.cost + DELTA_COST_FACTOR * (s.size ?? 1));
+      if (base) offer(s, base.cost + DELTA_COST_FACTOR * (s.size ?? 1) + OBJECT_COST_BYTES);
     }
   }
   return { usable, best };

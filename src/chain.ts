@@ -6,32 +6,39 @@
  * @module
  */
 import { InvalidArgumentError } from "./errors.ts";
-import { planRestore } from "./_restore.ts";
+import { DELTA_COST_FACTOR, OBJECT_COST_BYTES, planRestore } from "./_restore.ts";
 import { compareSequenceNumbers, type Snapshot } from "./snapshot.ts";
 
 /**
  * When a producer writes a full snapshot again (as well as the delta), so that a consumer's
- * restore stays bounded: a full plus at most `maxDeltas` deltas, whose stored bytes are at most
- * `maxBytesRatio` of the full's (once they pass `minBytes`).
+ * restore stays bounded: a full plus at most `maxDeltas` deltas, whose estimated restore costs
+ * at most `maxRestoreRatio` times the full's alone (and, if set, whose stored bytes are at most
+ * `maxBytesRatio` of the full's).
+ *
+ * The estimate is the one consumers plan with: a full snapshot costs its stored bytes, a delta
+ * {@linkcode DELTA_COST_FACTOR} times its stored bytes (applying a patchset row by row costs that
+ * much more per stored byte than decoding a whole database), and every object
+ * {@linkcode OBJECT_COST_BYTES} more (a request, a verification). So a small state gets a full
+ * snapshot beside every delta (restoring it whole is cheaper than any chain), and a large one
+ * long chains of small deltas.
  */
 export interface ChainPolicy {
-  /** Deltas after a full before the next full. Defaults to 20. */
+  /** Deltas after a full before the next full, at most. Defaults to 20. */
   maxDeltas?: number;
-  /** Stored bytes of the deltas after a full, as a share of the full's stored bytes, before the
-   * next full. Applying a delta costs several times more per stored byte than decoding a full
-   * (`deno task bench`, figure 9), so the default is 0.05. */
+  /** The estimated cost of restoring the chain, as a multiple of restoring its full snapshot
+   * alone, past which the next full is written. Defaults to 1.4, which keeps a bootstrap within
+   * 1.5 times a full one (`deno task bench`, figure 9). */
+  maxRestoreRatio?: number;
+  /** Also write a full once the deltas' stored bytes pass this share of the full's. Unset by
+   * default. */
   maxBytesRatio?: number;
-  /** The byte rule applies only once the deltas after a full hold more than this many stored
-   * bytes: below it, a few small objects cost a consumer less than a full snapshot every run
-   * costs the producer. Defaults to 1 MiB. */
-  minBytes?: number;
 }
 
 /** The default {@linkcode ChainPolicy}. */
 export const DEFAULT_CHAIN_POLICY: Required<ChainPolicy> = {
   maxDeltas: 20,
-  maxBytesRatio: 0.05,
-  minBytes: 1024 * 1024,
+  maxRestoreRatio: 1.4,
+  maxBytesRatio: Infinity,
 };
 
 /** The chain a consumer restores to reach a point: its full and its deltas' stored bytes. */
@@ -52,25 +59,35 @@ export interface ChainCost {
 export function resolveChainPolicy(policy?: ChainPolicy): Required<ChainPolicy> {
   const p = {
     maxDeltas: policy?.maxDeltas ?? DEFAULT_CHAIN_POLICY.maxDeltas,
+    maxRestoreRatio: policy?.maxRestoreRatio ?? DEFAULT_CHAIN_POLICY.maxRestoreRatio,
     maxBytesRatio: policy?.maxBytesRatio ?? DEFAULT_CHAIN_POLICY.maxBytesRatio,
-    minBytes: policy?.minBytes ?? DEFAULT_CHAIN_POLICY.minBytes,
   };
-  if (!Number.isFinite(p.minBytes) || p.minBytes < 0) {
-    throw new InvalidArgumentError(
-      `Cannot use chain policy as minBytes must be a number >= 0: current value is ${p.minBytes}`,
+  const bad = (what: string, value: number) =>
+    new InvalidArgumentError(
+      `Cannot use chain policy as ${what}: current value is ${value}`,
     );
-  }
   if (!Number.isInteger(p.maxDeltas) || p.maxDeltas < 0) {
-    throw new InvalidArgumentError(
-      `Cannot use chain policy as maxDeltas must be a whole number >= 0: current value is ${p.maxDeltas}`,
-    );
+    throw bad("maxDeltas must be a whole number >= 0", p.maxDeltas);
   }
-  if (!Number.isFinite(p.maxBytesRatio) || p.maxBytesRatio <= 0) {
-    throw new InvalidArgumentError(
-      `Cannot use chain policy as maxBytesRatio must be a number > 0: current value is ${p.maxBytesRatio}`,
-    );
+  if (Number.isNaN(p.maxRestoreRatio) || p.maxRestoreRatio < 1) {
+    throw bad("maxRestoreRatio must be a number >= 1", p.maxRestoreRatio);
+  }
+  if (Number.isNaN(p.maxBytesRatio) || p.maxBytesRatio <= 0) {
+    throw bad("maxBytesRatio must be a number > 0", p.maxBytesRatio);
   }
   return p;
+}
+
+/**
+ * The estimated cost of restoring a chain, as a multiple of restoring its full snapshot alone.
+ *
+ * @param chain The chain.
+ * @returns 1 for a full alone; more with each delta.
+ */
+export function restoreRatio(chain: ChainCost): number {
+  const full = chain.fullBytes + OBJECT_COST_BYTES;
+  const deltas = DELTA_COST_FACTOR * chain.deltaBytes + chain.deltas * OBJECT_COST_BYTES;
+  return (full + deltas) / full;
 }
 
 /**
@@ -82,8 +99,8 @@ export function resolveChainPolicy(policy?: ChainPolicy): Required<ChainPolicy> 
  */
 export function fullDue(chain: ChainCost, policy: Required<ChainPolicy>): boolean {
   return chain.deltas > policy.maxDeltas ||
-    (chain.deltaBytes > policy.minBytes &&
-      chain.deltaBytes > policy.maxBytesRatio * Math.max(1, chain.fullBytes));
+    restoreRatio(chain) > policy.maxRestoreRatio ||
+    chain.deltaBytes > policy.maxBytesRatio * Math.max(1, chain.fullBytes);
 }
 
 /**

@@ -216,7 +216,7 @@ Deno.test(
 
     const { writer } = await emulators.get();
     const more = await putRecords(writer, s.stream, makeRecords(100, { keys: 90, seed: 6 }));
-    // Test data is small: a delta would pass the default 5% of the full's size.
+    // Test data is small: the default policy would write a full beside the delta.
     ok(
       await s.cli(
         "snapshot",
@@ -225,8 +225,8 @@ Deno.test(
         "--store",
         "snaps",
         "-q",
-        "--max-delta-ratio",
-        "1000%",
+        "--max-restore-ratio",
+        "1000",
       ),
     );
     const status: StatusJson = JSON.parse(

@@ -54,8 +54,10 @@ ${STORE_HELP}
   --done-lag MS               stop once at most MS behind the shard's tip (default: 0)
   --full                      publish full snapshots, even where a delta would do
   --max-deltas N              deltas after a full before the next full (default: 20)
-  --max-delta-ratio R         ...or once their stored bytes pass R times the full's
-                              (a number like 0.05, or 5%; default: 0.05)
+  --max-restore-ratio R       ...or once restoring the chain would cost R times restoring
+                              the full alone, by the consumers' estimate (default: 1.4)
+  --max-delta-ratio R         ...or once the deltas' stored bytes pass R times the full's
+                              (a number like 0.05, or 5%; default: not set)
   --retain-chains N           full snapshots (each with its deltas) kept per shard; older
                               chains are deleted after publishing; 0 keeps all (default: 2)
   --follow                    keep following the shards, publishing every interval;
@@ -157,13 +159,16 @@ interface SnapshotArgs {
   publishEveryMs?: number;
 }
 
-/** Parses a ratio: `0.05` or `5%`, above 0. */
-export function parseRatio(name: string, value: string): number {
+/** Parses a ratio: `0.05` or `5%`, above 0 (or at least `min`). */
+export function parseRatio(name: string, value: string, min?: number): number {
   const percent = value.endsWith("%");
   const n = Number(percent ? value.slice(0, -1) : value) / (percent ? 100 : 1);
-  if (!/^\d*\.?\d+%?$/.test(value) || !Number.isFinite(n) || n <= 0) {
+  const ok = /^\d*\.?\d+%?$/.test(value) && Number.isFinite(n) &&
+    (min === undefined ? n > 0 : n >= min);
+  if (!ok) {
+    const range = min === undefined ? "above 0 like 0.05 or 5%" : `of at least ${min}`;
     throw new UsageError(
-      `Cannot use --${name} as it must be a number above 0 like 0.05 or 5%: current value is ${
+      `Cannot use --${name} as it must be a number ${range}: current value is ${
         JSON.stringify(value)
       }`,
     );
@@ -183,10 +188,14 @@ function chainArgs(values: Record<string, unknown>): Pick<
     );
   }
   const ratio = values["max-delta-ratio"] as string | undefined;
+  const restore = values["max-restore-ratio"] as string | undefined;
   return {
     chain: {
       maxDeltas: wholeNumber("max-deltas", values["max-deltas"] as string | undefined, 0),
       maxBytesRatio: ratio === undefined ? undefined : parseRatio("max-delta-ratio", ratio),
+      maxRestoreRatio: restore === undefined
+        ? undefined
+        : parseRatio("max-restore-ratio", restore, 1),
     },
     retainChains: wholeNumber("retain-chains", values["retain-chains"] as string | undefined, 0),
     publishEveryMs: values.follow ? parseDuration("publish-every", every ?? "60s") : undefined,
@@ -211,6 +220,7 @@ function parseSnapshotArgs(args: string[]): SnapshotArgs | undefined {
     "accept-gap": { type: "boolean" },
     "max-deltas": { type: "string" },
     "max-delta-ratio": { type: "string" },
+    "max-restore-ratio": { type: "string" },
     "retain-chains": { type: "string" },
     follow: { type: "boolean" },
     "publish-every": { type: "string" },

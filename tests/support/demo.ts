@@ -137,6 +137,9 @@ async function incremental(store: SnapshotStore, shards: string[]): Promise<void
       shardId,
       localPath: "./demo-work", // still holds the latest point: nothing is downloaded
       generator: kvGenerator(),
+      // A demo-sized state: by default a full snapshot would be written beside each delta
+      // (restoring a state this small whole costs less than any chain); allow a chain.
+      chain: { maxRestoreRatio: 100 },
     }).snapshotShard();
     const full = (await listSnapshots(store, STREAM, { shardId })).find((s) => s.kind === "full")!;
     say(
@@ -169,6 +172,7 @@ async function continuous(store: SnapshotStore, shardId: string): Promise<void> 
     shardId,
     localPath: "./demo-work",
     generator: kvGenerator(),
+    chain: { maxRestoreRatio: 100 },
     pollIntervalMs: 200,
   }).follow({ publishEveryMs: 500, signal: stop.signal });
   await using replica = new LiveReplica({
