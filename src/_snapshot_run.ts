@@ -516,6 +516,7 @@ export class SnapshotRun {
       this.#progress("compact", { sequenceNumber: db.sequenceNumber });
       await this.#phase("compact", () => Promise.resolve(db.compact()));
     }
+    db.optimize();
     const stored = join(this.#dir, "upload.bin");
     const encoded = await this.#phase("encode", () => encodeFile(db.file, stored, parts.encoding));
     const key = snapshotKey(parts);

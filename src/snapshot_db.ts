@@ -253,17 +253,18 @@ export class SnapshotDb {
     this.db.exec("PRAGMA incremental_vacuum");
   }
 
-  /** Closes the database (after `PRAGMA optimize`); closing twice does nothing. */
+  /** Refreshes the query planner's statistics, for the consumers of a full snapshot. */
+  optimize(): void {
+    this.db.exec("PRAGMA optimize");
+  }
+
+  /** Closes the database; closing twice does nothing. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#session?.close();
     this.#session = undefined;
-    try {
-      if (this.db.isOpen) this.db.exec("PRAGMA optimize");
-    } finally {
-      if (this.db.isOpen) this.db.close();
-    }
+    if (this.db.isOpen) this.db.close();
   }
 
   async #initialise(): Promise<void> {
