@@ -234,3 +234,86 @@ export async function figureMemory(bench: Recorder, temp: string): Promise<void>
     "< 160 MB both",
   );
 }
+
+/** A minimal OTLP/HTTP receiver on loopback that counts what it gets. */
+function receiver(): { endpoint: string; received: () => number; stop: () => Promise<void> } {
+  let received = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    await req.arrayBuffer();
+    received++;
+    return Response.json({});
+  });
+  return {
+    endpoint: `http://127.0.0.1:${server.addr.port}`,
+    received: () => received,
+    stop: () => server.shutdown(),
+  };
+}
+
+async function otelRun(temp: string, records: number, keys: number, env: Record<string, string>) {
+  const dir = await Deno.makeTempDir({ dir: temp });
+  const out = await new Deno.Command(DENO, {
+    args: [
+      "run",
+      "--quiet",
+      `--allow-read=${dir}`,
+      `--allow-write=${dir}`,
+      "--allow-env",
+      new URL("./_otel_run.ts", import.meta.url).pathname,
+      String(records),
+      String(keys),
+      dir,
+    ],
+    env,
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  await Deno.remove(dir, { recursive: true });
+  if (!out.success) throw new Error("telemetry run failed");
+  return JSON.parse(new TextDecoder().decode(out.stdout)).applyMs as number;
+}
+
+/**
+ * Figure 1, telemetry: the same apply in child processes, with Deno's OpenTelemetry exporter on
+ * (`OTEL_DENO=true`, to a receiver on loopback) and off, alternating; best of each.
+ */
+export async function figureTelemetryCost(
+  bench: Recorder,
+  temp: string,
+  options: { records: number; keys: number },
+): Promise<void> {
+  log(`figure 1: ${options.records} upserts with and without OpenTelemetry`);
+  const sink = receiver();
+  let on = Infinity;
+  let off = Infinity;
+  try {
+    for (let rep = 0; rep < REPS; rep++) {
+      off = Math.min(off, await otelRun(temp, options.records, options.keys, {}));
+      on = Math.min(
+        on,
+        await otelRun(temp, options.records, options.keys, {
+          OTEL_DENO: "true",
+          OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+          OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint,
+          OTEL_METRIC_EXPORT_INTERVAL: "1000",
+        }),
+      );
+    }
+  } finally {
+    await sink.stop();
+  }
+  bench.entry("telemetryCost", {
+    ...options,
+    withoutOtelMs: round(off),
+    withOtelMs: round(on),
+    exportsReceived: sink.received(),
+    ratio: round(on / off, 3),
+  });
+  bench.row(
+    "telemetryCost",
+    `1. apply ${options.records.toLocaleString("en")} upserts, OpenTelemetry exporting vs off`,
+    `${round(on / 1000)} s vs ${round(off / 1000)} s (${sink.received()} OTLP exports received)`,
+    `${round(on / off, 3)}`,
+    "~1.0",
+  );
+}

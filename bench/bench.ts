@@ -36,6 +36,7 @@ import {
   figureApply,
   figureMemory,
   figureSize,
+  figureTelemetryCost,
   type SizeResult,
 } from "./_apply.ts";
 import { figuresDeltas } from "./_deltas.ts";
@@ -114,6 +115,7 @@ async function localFigures(): Promise<[ApplyResult?, SizeResult?]> {
       measure: want(1),
     });
   }
+  if (want(1)) await figureTelemetryCost(bench, temp, { records: APPLY_RECORDS, keys: KEYS });
   if (want(5)) sizes = await figureSize(bench, temp, apply!.snapshotFile);
   if (want(6)) await figureMemory(bench, temp);
   return [want(1) ? apply : undefined, sizes];
