@@ -6,6 +6,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { InvalidArgumentError } from "../errors.ts";
+import { assertName } from "../snapshot.ts";
 
 /** A mistake in how the CLI was called; exits with status 2. */
 export class UsageError extends Error {
@@ -175,4 +176,30 @@ export function formatBytes(bytes: number | undefined): string {
 /** Whether an error is the caller's fault (exit 2) rather than a failure (exit 1). */
 export function isUsageError(error: unknown): boolean {
   return error instanceof UsageError || error instanceof InvalidArgumentError;
+}
+
+/** `--stream`, required and checked. */
+export function streamArg(values: Record<string, unknown>, command: string): string {
+  return assertName("stream", required(values, "stream", command));
+}
+
+/** `--shard`, checked; required when `needed`, else `undefined` when not given. */
+export function shardArg(
+  values: Record<string, unknown>,
+  command: string,
+  needed: true,
+): string;
+/** `--shard`, checked; `undefined` when not given. */
+export function shardArg(
+  values: Record<string, unknown>,
+  command: string,
+  needed?: false,
+): string | undefined;
+export function shardArg(
+  values: Record<string, unknown>,
+  command: string,
+  needed = false,
+): string | undefined {
+  if (!needed && values.shard === undefined) return undefined;
+  return assertName("shard", required(values, "shard", command));
 }

@@ -4,9 +4,9 @@
  * @module
  */
 import { ShardSnapshotFinder } from "../finder.ts";
-import { assertName, assertSequenceNumber, type Snapshot } from "../snapshot.ts";
+import { assertSequenceNumber, type Snapshot } from "../snapshot.ts";
 import { type Logger, silentLogger } from "../logger.ts";
-import { LOG_HELP, out, outJson, parse, required } from "./_common.ts";
+import { LOG_HELP, out, outJson, parse, shardArg, streamArg } from "./_common.ts";
 import { cliLogger } from "./_log.ts";
 import { openCliStore, snapshotJson, STORE_HELP, STORE_OPTIONS } from "./_store.ts";
 
@@ -47,8 +47,8 @@ export async function run(args: string[]): Promise<number> {
     out(HELP);
     return 0;
   }
-  const stream = assertName("stream", required(values, "stream", "download"));
-  const shardId = assertName("shard", required(values, "shard", "download"));
+  const stream = streamArg(values, "download");
+  const shardId = shardArg(values, "download", true);
   const sequence = values.sequence === undefined
     ? undefined
     : assertSequenceNumber(values.sequence as string);

@@ -4,7 +4,7 @@
  * @module
  */
 import { collectGarbage, type SnapshotChain } from "../gc.ts";
-import { assertName, type Snapshot } from "../snapshot.ts";
+import type { Snapshot } from "../snapshot.ts";
 import {
   LOG_HELP,
   out,
@@ -13,6 +13,8 @@ import {
   parse,
   parseDuration,
   required,
+  shardArg,
+  streamArg,
   UsageError,
   wholeNumber,
 } from "./_common.ts";
@@ -52,10 +54,8 @@ export async function run(args: string[]): Promise<number> {
     out(HELP);
     return 0;
   }
-  const stream = assertName("stream", required(values, "stream", "gc"));
-  const shardId = values.shard === undefined
-    ? undefined
-    : assertName("shard", values.shard as string);
+  const stream = streamArg(values, "gc");
+  const shardId = shardArg(values, "gc");
   const keepText = required(values, "keep", "gc");
   const keep = wholeNumber("keep", keepText, 1);
   if (keep === undefined) throw new UsageError("Cannot run gc as --keep is missing");

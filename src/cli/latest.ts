@@ -4,8 +4,7 @@
  * @module
  */
 import { ShardSnapshotFinder } from "../finder.ts";
-import { assertName } from "../snapshot.ts";
-import { formatBytes, out, outJson, outTable, parse, required } from "./_common.ts";
+import { formatBytes, out, outJson, outTable, parse, shardArg, streamArg } from "./_common.ts";
 import { openCliStore, snapshotJson, STORE_HELP, STORE_OPTIONS } from "./_store.ts";
 
 /** Help for the command. */
@@ -32,8 +31,8 @@ export async function run(args: string[]): Promise<number> {
     out(HELP);
     return 0;
   }
-  const stream = assertName("stream", required(values, "stream", "latest"));
-  const shard = assertName("shard", required(values, "shard", "latest"));
+  const stream = streamArg(values, "latest");
+  const shard = shardArg(values, "latest", true);
   const store = await openCliStore(values, "latest");
   const finder = new ShardSnapshotFinder({ store, stream, shardId: shard, localPath: "." });
   const latest = await finder.findLatestSnapshot();

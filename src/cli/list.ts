@@ -4,8 +4,7 @@
  * @module
  */
 import { listSnapshots } from "../finder.ts";
-import { assertName } from "../snapshot.ts";
-import { formatBytes, out, outJson, outTable, parse, required } from "./_common.ts";
+import { formatBytes, out, outJson, outTable, parse, shardArg, streamArg } from "./_common.ts";
 import { openCliStore, snapshotJson, STORE_HELP, STORE_OPTIONS } from "./_store.ts";
 
 /** Help for the command. */
@@ -32,10 +31,8 @@ export async function run(args: string[]): Promise<number> {
     out(HELP);
     return 0;
   }
-  const stream = assertName("stream", required(values, "stream", "list"));
-  const shard = values.shard === undefined
-    ? undefined
-    : assertName("shard", values.shard as string);
+  const stream = streamArg(values, "list");
+  const shard = shardArg(values, "list");
   const store = await openCliStore(values, "list");
   const snapshots = await listSnapshots(store, stream, { shardId: shard });
   if (values.json) outJson(snapshots.map(snapshotJson));

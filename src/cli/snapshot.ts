@@ -24,7 +24,7 @@ import {
   outTable,
   parse,
   parseDuration,
-  required,
+  streamArg,
   UsageError,
   wholeNumber,
 } from "./_common.ts";
@@ -226,7 +226,7 @@ function parseSnapshotArgs(args: string[]): SnapshotArgs | undefined {
     "publish-every": { type: "string" },
   });
   if (values.help) return undefined;
-  const stream = assertName("stream", required(values, "stream", "snapshot"));
+  const stream = streamArg(values, "snapshot");
   const doneLagMs = wholeNumber("done-lag", values["done-lag"] as string | undefined, 0) ?? 0;
   const encoding = (values.encoding as string | undefined) ?? "zstd";
   if (encoding !== "zstd" && encoding !== "none") {

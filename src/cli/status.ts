@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { assertName, BOOTSTRAP_SEQUENCE } from "../snapshot.ts";
+import { BOOTSTRAP_SEQUENCE } from "../snapshot.ts";
 import { type ShardStatus, type StreamStatus, streamStatus } from "../status.ts";
 import {
   formatDuration,
@@ -13,7 +13,7 @@ import {
   outTable,
   parse,
   parseDuration,
-  required,
+  streamArg,
 } from "./_common.ts";
 import { makeKinesisClient } from "./_aws.ts";
 import { type CliLogger, cliLogger } from "./_log.ts";
@@ -83,7 +83,7 @@ function parseStatusArgs(args: string[]): StatusArgs | undefined {
     "max-age": { type: "string" },
   });
   if (values.help) return undefined;
-  const stream = assertName("stream", required(values, "stream", "status"));
+  const stream = streamArg(values, "status");
   const maxAge = (values["max-age"] as string | undefined) ?? "15m";
   return { values, stream, maxAge, maxAgeMs: parseDuration("max-age", maxAge) };
 }
