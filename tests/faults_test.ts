@@ -19,7 +19,9 @@ import {
   type LogFields,
   logGenerator,
   type Logger,
+  readShard,
   readSnapshotMetadata,
+  type RecordSource,
   S3SnapshotStore,
   ShardReadError,
   ShardSnapshotFinder,
@@ -1824,5 +1826,65 @@ Deno.test(
         assert.ok(forks.size > 0, "the races made forks");
       });
     }
+  },
+);
+
+Deno.test(
+  "a producer whose base a racing producer collects while it catches up still publishes a restorable point",
+  SHARES_EMULATORS,
+  async () => {
+    const { kinesis, writer, temp } = await emulators.get();
+    const stream = "race-collect";
+    await createStream(kinesis, stream, 1);
+    const [shardId] = await shardIds(kinesis, stream);
+    const store = new FileSnapshotStore({ root: await Deno.makeTempDir({ dir: temp }) });
+    const logger = warningsLogger();
+    const producer = (name: string, chain: ChainPolicy, source?: RecordSource) =>
+      new ShardSnapshotter({
+        kinesis,
+        store,
+        stream,
+        shardId,
+        localPath: join(temp, `race-collect-${name}`),
+        generator: logGenerator(),
+        chain,
+        source,
+        logger,
+      });
+    const put = await putRecords(writer, stream, makeRecords(20, { seed: 2_000 }));
+    await producer("a", { maxDeltas: 0 }).snapshotShard(); // a full: P0
+    // B lists and restores P0, then is slow to read (a long backlog, a slow network).
+    put.push(...await putRecords(writer, stream, makeRecords(10, { seed: 2_001 })));
+    let letRead!: () => void;
+    const reading = new Promise<void>((r) => (letRead = r));
+    let atRead!: () => void;
+    const readyToRead = new Promise<void>((r) => (atRead = r));
+    const slow: RecordSource = async function* (client, options) {
+      atRead();
+      await reading;
+      yield* readShard(client, options);
+    };
+    const b = producer("b", { maxBytesRatio: 10 }, slow).snapshotShard();
+    await readyToRead;
+    // Meanwhile A publishes twice (a delta and a full each time) and collects what only the
+    // chains older than its two newest fulls need: P0 and its chain.
+    for (let i = 0; i < 2; i++) {
+      put.push(...await putRecords(writer, stream, makeRecords(10, { seed: 2_002 + i })));
+      await producer("a", { maxDeltas: 0 }).snapshotShard();
+    }
+    put.push(...await putRecords(writer, stream, makeRecords(10, { seed: 2_004 })));
+    letRead();
+    const published = await b; // a delta on P0, the newest point of the shard
+    assert.equal(published.sequenceNumber, newestPut(put, shardId));
+    // That point restores: the newest point is never one that no chain reaches.
+    const latest = await verifyLatest(
+      store,
+      stream,
+      shardId,
+      put,
+      await Deno.makeTempDir({ dir: temp }),
+    );
+    assert.equal(latest?.sequenceNumber, published.sequenceNumber);
+    totals.faultsInjected++;
   },
 );
