@@ -1876,6 +1876,10 @@ Deno.test(
     letRead();
     const published = await b; // a delta on P0, the newest point of the shard
     assert.equal(published.sequenceNumber, newestPut(put, shardId));
+    assert.ok(
+      logger.warnings.some((w) => /collected the chain this delta applies to/.test(w.message)),
+      JSON.stringify(logger.warnings),
+    );
     // That point restores: the newest point is never one that no chain reaches.
     const latest = await verifyLatest(
       store,
