@@ -1453,18 +1453,27 @@ async function stopFollower(
   stdout: WatchedOutput,
   signal: Deno.Signal,
   check: { store: SnapshotStore; stream: string; shardId: string; put: PutResult[]; temp: string },
-  before: { records: number; feed?: Feed },
+  before: { records: number; feed?: Feed; afterSignal?: () => Promise<void> },
 ): Promise<{ elapsedMs: number; published: number; applied: number; latest: Snapshot }> {
   const applied = before.records + appliedPerLog(stderr.text());
   const t0 = performance.now();
   child.kill(signal);
+  await before.afterSignal?.();
+  // Bounded: a follower that does not stop is killed, and the case fails.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const exited = await Promise.race([
+    child.status.then(() => true),
+    new Promise<false>((r) => (timer = setTimeout(() => r(false), 10_000))),
+  ]);
+  clearTimeout(timer);
+  if (!exited) child.kill("SIGKILL");
   const status = await child.status;
   const elapsedMs = performance.now() - t0;
   await before.feed?.stop();
   const [err, out] = await Promise.all([stderr.done, stdout.done]);
   totals.signalStops++;
+  assert.ok(exited, `exited within 10 s of ${signal}: ${err}`);
   assert.equal(status.code, 0, err);
-  assert.ok(elapsedMs < 10_000, `stopped in ${Math.round(elapsedMs)} ms`);
   const { store, stream, shardId, put, temp } = check;
   const latest = await verifyLatest(
     store,
@@ -1487,7 +1496,7 @@ Deno.test(
   "SIGTERM or SIGINT stops `snapshot --follow` within 10 s with exit 0, and the latest point holds every record applied before the signal",
   SHARES_EMULATORS,
   async (t) => {
-    const { kinesis, writer, s3, temp, env } = await emulators.get();
+    const { kinesis, writer, s3, temp, env, s3Emulator, kinesisEmulator } = await emulators.get();
     await createBucket(s3, "signal-bucket");
     const setUp = async (name: string, url: string) => {
       await createStream(kinesis, name, 1);
@@ -1500,10 +1509,10 @@ Deno.test(
       const put = await putRecords(writer, name, makeRecords(20, { seed: 1_700 }));
       const first = await runCli([...base, "-q"], { cwd, env });
       assert.equal(first.code, 0, first.stderr);
-      const follow = async (every: string) => {
+      const follow = async (every: string, endpoints: Record<string, string> = {}) => {
         const child = await spawnCli(
           [...base, "--follow", "--publish-every", every, "--max-delta-ratio", "1000%", "-v"],
-          { cwd, env },
+          { cwd, env: { ...env, ...endpoints } },
         );
         return { child, stderr: watchOutput(child.stderr), stdout: watchOutput(child.stdout) };
       };
@@ -1569,6 +1578,45 @@ Deno.test(
       }
       console.log(`SIGTERM at random points: exit 0 after ${stops.join(", ")}`);
     });
+
+    // A shard's follower that is still starting when the signal comes: listing its shard's
+    // snapshots (before it reads anything), or waiting for its first shard iterator.
+    const starting: Array<[string, "s3" | "kinesis", (r: GateRequest) => boolean]> = [
+      [
+        "listing its snapshots",
+        "s3",
+        (r) =>
+          r.search.includes("list-type") && /shardId-\d+\/$/.test(decodeURIComponent(r.search)),
+      ],
+      [
+        "waiting for its first shard iterator",
+        "kinesis",
+        (r) => r.operation === "GetShardIterator",
+      ],
+    ];
+    for (const [i, [when, service, pick]] of starting.entries()) {
+      await t.step(`SIGTERM while a shard's follower is ${when}`, async () => {
+        const { put, follow, check } = await setUp(`follow-early-${i}`, `s3://signal-bucket/e${i}`);
+        const emulator = service === "s3" ? s3Emulator : kinesisEmulator;
+        const gate = openGate(emulator.endpoint, (r) => pick(r) ? "before" : undefined);
+        try {
+          const { child, stderr, stdout } = await follow("200ms", {
+            [service === "s3" ? "AWS_ENDPOINT_URL_S3" : "AWS_ENDPOINT_URL_KINESIS"]: gate.endpoint,
+          });
+          await gate.held;
+          const stopped = await stopFollower(child, stderr, stdout, "SIGTERM", check, {
+            records: put.length,
+            afterSignal: async () => {
+              await stderr.until(/stopping: publishing what was applied/);
+              gate.release();
+            },
+          });
+          console.log(`SIGTERM ${when}: exit 0 after ${Math.round(stopped.elapsedMs)} ms`);
+        } finally {
+          await gate.close();
+        }
+      });
+    }
   },
 );
 

@@ -44,7 +44,9 @@ export interface Gate {
   held: Promise<GateRequest & { hold: Hold }>;
   /** Every request seen, in order. */
   seen: GateRequest[];
-  /** Stops the gate: held requests are answered 503 (their sender is normally dead). */
+  /** Lets the held request go on as if it had never been held. */
+  release(): void;
+  /** Stops the gate: a request still held is answered 503 (its sender is normally dead). */
   close(): Promise<void>;
 }
 
@@ -70,12 +72,17 @@ export function openGate(
   let holding = false;
   let onHeld!: (r: GateRequest & { hold: Hold }) => void;
   const held = new Promise<GateRequest & { hold: Hold }>((resolve) => (onHeld = resolve));
-  // A held request waits until the gate closes (its sender has been killed by then).
-  const wait = () =>
-    new Promise<void>((resolve) => {
-      if (closing.signal.aborted) resolve();
-      closing.signal.addEventListener("abort", () => resolve(), { once: true });
-    });
+  // A held request waits until it is released or the gate closes (its sender killed).
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const closed = new Promise<void>((resolve) => {
+    closing.signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+  /** Whether the held request may go on. */
+  const wait = async () => {
+    await Promise.race([released, closed]);
+    return !closing.signal.aborted;
+  };
   const server = Deno.serve({
     hostname: "127.0.0.1",
     port: 0,
@@ -96,8 +103,7 @@ export function openGate(
     if (hold) holding = true;
     if (hold === "before") {
       onHeld({ ...info, hold });
-      await wait();
-      return new Response("gate closed", { status: 503 });
+      if (!await wait()) return new Response("gate closed", { status: 503 });
     }
     const headers = new Headers();
     for (const [k, v] of req.headers) if (!HOP_BY_HOP.has(k)) headers.set(k, v);
@@ -113,8 +119,7 @@ export function openGate(
     const bytes = req.method === "HEAD" ? null : new Uint8Array(await response.arrayBuffer());
     if (hold === "after") {
       onHeld({ ...info, hold });
-      await wait();
-      return new Response("gate closed", { status: 503 });
+      if (!await wait()) return new Response("gate closed", { status: 503 });
     }
     const out = new Headers();
     for (const [k, v] of response.headers) {
@@ -126,6 +131,7 @@ export function openGate(
     endpoint: `http://127.0.0.1:${server.addr.port}`,
     held,
     seen,
+    release,
     async close() {
       closing.abort();
       await server.finished;
