@@ -143,6 +143,7 @@ class ShardReader {
     try {
       this.#pending = this.#fetchPage(await this.#acquire());
     } catch (error) {
+      if (this.#abort.signal.aborted) throw this.#abort.signal.reason ?? error;
       throw this.#describe(error);
     }
     for (;;) {
