@@ -122,6 +122,7 @@ class ShardReader {
     this.#resumeAfter = options.after;
     this.#hashKeyRange = options.hashKeyRange;
     options.signal?.addEventListener("abort", this.#onOuterAbort, { once: true });
+    if (options.signal?.aborted) this.#abort.abort(options.signal.reason);
     this.#retry = {
       ...DEFAULT_RETRY,
       ...options.retry,
