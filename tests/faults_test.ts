@@ -1788,7 +1788,7 @@ Deno.test(
           ? new FileSnapshotStore({ root: join(cwd, "snaps") })
           : new S3SnapshotStore({ client: s3, bucket: "race-delta-bucket", prefix: "r" });
         const warnings: Array<{ producer: number; message: string; fields?: LogFields }> = [];
-        const producer = (i: number, chain: ChainPolicy, via: SnapshotStore, retain?: number) =>
+        const producer = (i: number, chain: ChainPolicy, via: SnapshotStore) =>
           new ShardSnapshotter({
             kinesis,
             store: via,
@@ -1797,7 +1797,6 @@ Deno.test(
             localPath: join(cwd, `producer-${i}`), // each its own cache
             generator: logGenerator(),
             chain,
-            retainChains: retain,
             logger: {
               debug() {},
               info() {},
@@ -1822,9 +1821,9 @@ Deno.test(
           await more(1_910 + round);
           const runs: Array<Promise<Snapshot>> = [];
           if (round === 5) {
-            // A free-for-all: three at once, each collecting all but the newest chain while
-            // the others may still be restoring from it.
-            for (let i = 0; i < 3; i++) runs.push(producer(i, chain, store, 1).snapshotShard());
+            // A free-for-all: three at once, each publishing a full and collecting the chains
+            // before its two newest fulls while the others may still be restoring.
+            for (let i = 0; i < 3; i++) runs.push(producer(i, chain, store).snapshotShard());
           } else {
             // Each producer starts once the one before has read its records and waits to
             // publish, with records arriving in between: all build on the same point (or,
