@@ -924,6 +924,8 @@ Deno.test(
 // Deltas: kills in every phase of a delta run and of a follower, damaged chains, forks.
 
 const DELTA_KILL_TRIALS = 24;
+/** Stale cached points put beside the cache before a kill aimed at keeping it. */
+const STALE_CACHES = 500;
 const FOLLOW_KILL_TRIALS = 6;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -1167,7 +1169,7 @@ function deltaKillPlan(
     }
     case "cache keep":
       return {
-        plan: { marker: /phase=done/, markerDelayMs: random() * 1.5, afterMs: 15_000 },
+        plan: { marker: /phase=done/, markerDelayMs: random() * 3, afterMs: 15_000 },
         flags: chainFlags,
       };
     case "anytime":
@@ -1228,6 +1230,14 @@ Deno.test(
         withoutCache++;
         await Deno.remove(cacheDir, { recursive: true }).catch(() => {});
       }
+      if (target === "cache keep") {
+        // Keeping the cache removes the shard's other cached points first: with stale ones
+        // left by earlier crashes, that takes long enough for a kill to land inside it.
+        await Deno.mkdir(cacheDir, { recursive: true });
+        for (let i = 1; i <= STALE_CACHES; i++) {
+          await Deno.writeFile(join(cacheDir, `${i}.sqlite`), new Uint8Array());
+        }
+      }
       const { plan, flags } = deltaKillPlan(target, before, random);
       const outcome = await killCli(snapshot(flags), {
         cwd,
@@ -1286,8 +1296,8 @@ Deno.test(
       );
     };
     for (const [trial, target] of targets.entries()) await runTrial(trial, target);
-    // Keeping the cache takes a millisecond or two, with no request to hold it at: aim at it
-    // again (a few times at most) until one kill has landed inside it.
+    // Keeping the cache has no request to hold it at: should every kill aimed at it have
+    // missed (landed before or after), aim again, a few times at most.
     for (let extra = 0; !landed.counts.has("cache keep") && extra < 8; extra++) {
       await runTrial(DELTA_KILL_TRIALS + extra, "cache keep");
     }
