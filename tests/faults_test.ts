@@ -1103,8 +1103,10 @@ function deltaKillPlan(
   target: DeltaTarget,
   objects: Snapshot[],
   random: () => number,
+  nth: number,
 ): { plan: KillPlan; flags: string[] } {
-  const where = (): Hold => random() < 0.5 ? "before" : "after";
+  // Aimed at the same phase again, the kill holds the other side of the request.
+  const where = (): Hold => nth % 2 === 0 ? "before" : "after";
   const isObject = (r: GateRequest) => !r.search.includes("list-type");
   const chainFlags = ["--max-deltas", "4"];
   switch (target) {
@@ -1131,7 +1133,7 @@ function deltaKillPlan(
     }
     case "delta upload": {
       // The PUT (before S3 has it, or after), or the sibling check that follows it.
-      const choice = Math.floor(random() * 3);
+      const choice = nth % 3;
       let put = false;
       return {
         plan: {
@@ -1220,6 +1222,7 @@ Deno.test(
     assert.equal(targets.length, DELTA_KILL_TRIALS);
     const landed = new Tally();
     const held = new Tally();
+    const aimed = new Tally();
     let withoutCache = 0;
     const runTrial = async (trial: number, target: DeltaTarget) => {
       put.push(...await putRecords(writer, stream, makeRecords(8, { seed: 1_000 + trial })));
@@ -1238,7 +1241,8 @@ Deno.test(
           await Deno.writeFile(join(cacheDir, `${i}.sqlite`), new Uint8Array());
         }
       }
-      const { plan, flags } = deltaKillPlan(target, before, random);
+      aimed.add(target);
+      const { plan, flags } = deltaKillPlan(target, before, random, aimed.counts.get(target)! - 1);
       const outcome = await killCli(snapshot(flags), {
         cwd,
         env,
