@@ -1953,3 +1953,33 @@ Deno.test(
     totals.faultsInjected++;
   },
 );
+
+Deno.test(
+  "a working directory half removed by a killed run is removed by the next run",
+  SHARES_EMULATORS,
+  async () => {
+    const { kinesis, writer, temp } = await emulators.get();
+    const stream = "half-removed";
+    await createStream(kinesis, stream, 1);
+    const [shardId] = await shardIds(kinesis, stream);
+    const put = await putRecords(writer, stream, makeRecords(20, { seed: 2_100 }));
+    const localPath = await Deno.makeTempDir({ dir: temp });
+    // A run killed while it removed its working directory at the end: its lock file is gone
+    // (the removal had reached it), the rest is still there.
+    const dead = join(localPath, ".streambolt", `${stream}.${shardId}.${crypto.randomUUID()}`);
+    await Deno.mkdir(dead, { recursive: true });
+    await Deno.writeFile(join(dead, "snapshot.sqlite"), new Uint8Array(4096));
+    const store = new FileSnapshotStore({ root: await Deno.makeTempDir({ dir: temp }) });
+    await new ShardSnapshotter({
+      kinesis,
+      store,
+      stream,
+      shardId,
+      localPath,
+      generator: logGenerator(),
+    }).snapshotShard();
+    await verifyLatest(store, stream, shardId, put, await Deno.makeTempDir({ dir: temp }));
+    assert.deepEqual(await leftovers(localPath), []);
+    totals.faultsInjected++;
+  },
+);
