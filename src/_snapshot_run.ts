@@ -79,6 +79,8 @@ export class SnapshotRun {
   /** When this run (or, through the local copy, an earlier one) last read the shard to its
    * tip after the current point. */
   #caughtUpAt?: number;
+  /** Whether the delta just published applies to a point no chain in the store reaches now. */
+  #orphaned = false;
 
   constructor(options: ShardSnapshotterOptions, workDir: string, signal?: AbortSignal) {
     this.#o = options;
@@ -431,13 +433,20 @@ export class SnapshotRun {
         deltaBytes: this.#chain!.deltaBytes + (published.size ?? 0),
       };
       this.#chain = chain;
-      if (!fullDue(chain, this.#policy)) return this.#published(published);
-      this.#log.info("the chain has grown past its policy; publishing a full snapshot too", {
-        ...this.#fields,
-        deltas: chain.deltas,
-        deltaBytes: chain.deltaBytes,
-        fullBytes: chain.fullBytes,
-      });
+      if (!this.#orphaned && !fullDue(chain, this.#policy)) return this.#published(published);
+      if (this.#orphaned) {
+        this.#log.warn(
+          "another producer collected the chain this delta applies to; publishing a full snapshot too",
+          { ...this.#fields, key: published.key },
+        );
+      } else {
+        this.#log.info("the chain has grown past its policy; publishing a full snapshot too", {
+          ...this.#fields,
+          deltas: chain.deltas,
+          deltaBytes: chain.deltaBytes,
+          fullBytes: chain.fullBytes,
+        });
+      }
     } else if (this.#point && !this.#o.full) {
       this.#log.info(`publishing a full snapshot: ${reason}`, this.#fields);
     }
@@ -500,7 +509,9 @@ export class SnapshotRun {
       encoded.rawSize,
       encoded.bytes.length,
     );
-    await this.#noticeForks(parts.baseSequenceNumber!, key);
+    const now = await this.#noticeForks(parts.baseSequenceNumber!, key);
+    // A racing producer may have deleted the chain of the base since this run listed it.
+    this.#orphaned = !planRestore(now, { target: parts });
     return this.#snapshot(parts, key, encoded.bytes.length);
   }
 
@@ -591,8 +602,9 @@ export class SnapshotRun {
     }
   }
 
-  /** Two producers that built on the same point publish two deltas of it: say so. */
-  async #noticeForks(base: string, key: string): Promise<void> {
+  /** Two producers that built on the same point publish two deltas of it: say so.
+   * @returns The shard's objects, listed after the delta was published. */
+  async #noticeForks(base: string, key: string): Promise<Snapshot[]> {
     const o = this.#o;
     const now = await listShardSnapshots(o.store, o.stream, o.shardId, "", this.#signal);
     // The listing is the shard as it stands (ours is added back with its size by the caller):
@@ -601,7 +613,7 @@ export class SnapshotRun {
     const siblings = now.filter((s) =>
       s.kind === "delta" && s.baseSequenceNumber === base && s.key !== key
     );
-    if (siblings.length === 0) return;
+    if (siblings.length === 0) return now;
     this.#log.warn(
       "another producer published a delta of the same point; both are valid, consumers take the newest",
       {
@@ -610,6 +622,7 @@ export class SnapshotRun {
         others: siblings.map((s) => s.key).join(","),
       },
     );
+    return now;
   }
 
   /** Phase 5: keep the database of the point published as the local cache. */

@@ -96,7 +96,13 @@ export async function removeAbandoned(root: string): Promise<string[]> {
     try {
       lock = await Deno.open(join(dir, LOCK_FILE), { write: true });
     } catch {
-      continue; // its own run is removing it
+      // Its own run is removing it, or a run was killed while removing it (the lock file
+      // went first): still there without a lock file 100 ms later, it is abandoned.
+      if (await isAbandonedNew(dir)) {
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+        removed.push(dir);
+      }
+      continue;
     }
     try {
       if (await lock.tryLock(true)) {

@@ -118,6 +118,7 @@ class ShardReader {
     this.#resumeAfter = options.after;
     this.#hashKeyRange = options.hashKeyRange;
     options.signal?.addEventListener("abort", this.#onOuterAbort, { once: true });
+    if (options.signal?.aborted) this.#abort.abort(options.signal.reason);
     this.#retry = {
       ...DEFAULT_RETRY,
       ...options.retry,
@@ -140,6 +141,7 @@ class ShardReader {
     try {
       this.#pending = this.#fetchPage(await this.#acquire());
     } catch (error) {
+      if (this.#abort.signal.aborted) throw this.#abort.signal.reason ?? error;
       throw this.#describe(error);
     }
     for (;;) {
