@@ -50,6 +50,8 @@ const HOUR_MS = 3_600_000;
 
 /** What the local cache of a published point records beside the database file. */
 interface CacheRecord {
+  /** The store the point was published to (two stores may share a local dir). */
+  store: string;
   stream: string;
   shardId: string;
   sequenceNumber: string;
@@ -332,7 +334,8 @@ export class SnapshotRun {
     } catch {
       return false;
     }
-    const matches = record.stream === o.stream && record.shardId === o.shardId &&
+    const matches = record.store === o.store.url && record.stream === o.stream &&
+      record.shardId === o.shardId &&
       record.sequenceNumber === sequenceNumber && record.size === info.size &&
       record.mtimeMs === info.mtime?.getTime() && metadataMatches(cached, record);
     if (!matches) return false;
@@ -640,6 +643,7 @@ export class SnapshotRun {
     await Deno.rename(db.file, target);
     const info = await Deno.stat(target);
     const record: CacheRecord = {
+      store: this.#o.store.url,
       ...this.#parts(point.sequenceNumber),
       size: info.size,
       mtimeMs: info.mtime?.getTime() ?? 0,

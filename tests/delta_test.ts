@@ -230,6 +230,28 @@ Deno.test(
 );
 
 Deno.test(
+  "a producer's local copy serves only the store it was published to",
+  SHARES_EMULATORS,
+  async () => {
+    const { temp } = await setUp();
+    const shard = await shardWithRecords(20);
+    const local = join(temp, crypto.randomUUID());
+    const a = new CountingStore(new FileSnapshotStore({ root: join(temp, crypto.randomUUID()) }));
+    const b = new CountingStore(new FileSnapshotStore({ root: join(temp, crypto.randomUUID()) }));
+    const inA = await producer(a, shard, local).snapshotShard();
+    // The same point published to another store, from another dir.
+    await producer(b, shard, join(temp, crypto.randomUUID())).snapshotShard();
+    await shard.put(10, 16);
+    b.reset();
+    // Same local dir, other store: its copy is A's, so B's point is restored from B.
+    const next = await producer(b, shard, local).snapshotShard();
+    assert.equal(b.counts.download, 1, "restored from its own store");
+    assert.equal(next.baseSequenceNumber, inA.sequenceNumber);
+    assertExact(next.localFile, shard.all);
+  },
+);
+
+Deno.test(
   "a consumer refreshes its copy with only the newer deltas",
   SHARES_EMULATORS,
   async () => {
