@@ -154,6 +154,7 @@ Deno.test(
       shardId,
       localPath: join(dir, "first"),
       generator: logGenerator(),
+      chain: { maxRestoreRatio: Infinity }, // a tiny state: a delta alone, not a full beside it
     }).snapshotShard();
     assert.equal(next.kind, "delta", "built on the local copy, no gap refused");
     assert.equal(next.baseSequenceNumber, base.sequenceNumber);

@@ -35,9 +35,10 @@ export interface FileSnapshotStoreOptions {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { FileSnapshotStore } from "./file_store.ts";
- * const store = new FileSnapshotStore({ root: "./snapshots" });
- * console.log(store.url);
+ * const store = new FileSnapshotStore({ root: "./snapshots" }); // created on first write
+ * assert.match(store.url, /^file:\/\/.*\/snapshots$/);
  * ```
  */
 export class FileSnapshotStore implements SnapshotStore {

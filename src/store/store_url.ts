@@ -87,9 +87,10 @@ export interface OpenStoreOptions {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openStore } from "./store_url.ts";
- * const store = await openStore("./snapshots");
- * console.log(store.url);
+ * const store = await openStore("./snapshots"); // a file store: the S3 SDK is not loaded
+ * assert.match(store.url, /^file:\/\/.*\/snapshots$/);
  * ```
  */
 export async function openStore(url: string, options?: OpenStoreOptions): Promise<SnapshotStore> {
