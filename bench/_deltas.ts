@@ -23,11 +23,9 @@ import { DatabaseSync } from "node:sqlite";
 import type { S3Client } from "@aws-sdk/client-s3";
 import {
   DEFAULT_CHAIN_POLICY,
-  kvGenerator,
   listSnapshots,
   S3SnapshotStore,
   ShardSnapshotFinder,
-  ShardSnapshotter,
   type ShardSnapshotterOptions,
   type Snapshot,
   type SnapshotProgress,
@@ -37,12 +35,10 @@ import { applyDelta, fetchDelta } from "../src/_delta.ts";
 import { DELTA_COST_FACTOR } from "../src/_restore.ts";
 import { fetchSnapshot } from "../src/_snapshot_io.ts";
 import { time } from "./_data.ts";
-import { NO_KINESIS, SyntheticShard } from "./_feed.ts";
+import { feedProducer, SHARD_ID, STREAM, SyntheticShard } from "./_feed.ts";
 import { formatCounts, type RequestCounter, type RequestCounts } from "./_requests.ts";
 import { log, mb, type Recorder, round } from "./_results.ts";
 
-const STREAM = "users";
-const SHARD_ID = "shardId-000000000000";
 const REPS = 3;
 
 /** What the delta figures work with. */
@@ -84,24 +80,6 @@ interface Step {
   fullBytes: number;
 }
 
-function producer(
-  store: S3SnapshotStore,
-  localPath: string,
-  feed: SyntheticShard,
-  extra: Partial<ShardSnapshotterOptions> = {},
-): ShardSnapshotter {
-  return new ShardSnapshotter({
-    kinesis: NO_KINESIS,
-    store,
-    stream: STREAM,
-    shardId: SHARD_ID,
-    localPath,
-    generator: kvGenerator(),
-    source: feed.source(),
-    ...extra,
-  });
-}
-
 /** Publishes the load in `incremental` (leaving the cache) and copies it to `full`. */
 async function setUp(d: DeltaBench): Promise<Lab> {
   const store = (prefix: string) =>
@@ -115,7 +93,7 @@ async function setUp(d: DeltaBench): Promise<Lab> {
     change: Math.round(d.keys * d.changeShare),
   };
   log(`figures 7-9: loading ${d.keys} keys through the snapshotter`);
-  const base = await producer(lab.incremental, lab.cacheDir, lab.feed).snapshotShard();
+  const base = await feedProducer(lab.incremental, lab.cacheDir, lab.feed).snapshotShard();
   const scratch = join(d.temp, "deltas-copy");
   const { metadata } = await lab.incremental.download(base.key, scratch);
   await lab.full.put(base.key, scratch, { metadata, ifNoneMatch: true });
@@ -151,7 +129,7 @@ async function markedRun(
   const t0 = performance.now();
   const mark = (name: string) => (marks[name] ??= round(performance.now() - t0));
   const source = lab.feed.source();
-  const published = await producer(store, localPath, lab.feed, {
+  const published = await feedProducer(store, localPath, lab.feed, {
     ...extra,
     source: (kinesis, options) => (mark("setup"), source(kinesis, options)),
     onProgress: (p) => {

@@ -11,12 +11,16 @@
  *
  * @module
  */
-import type {
-  KinesisClientLike,
-  ReadShardOptions,
-  RecordSource,
-  ShardPage,
-  ShardRecord,
+import {
+  type KinesisClientLike,
+  kvGenerator,
+  type ReadShardOptions,
+  type RecordSource,
+  type S3SnapshotStore,
+  type ShardPage,
+  type ShardRecord,
+  ShardSnapshotter,
+  type ShardSnapshotterOptions,
 } from "../mod.ts";
 
 const encoder = new TextEncoder();
@@ -24,13 +28,36 @@ const SEQ_BASE = 49_700_000_000_000_000_000_000_000_000_000_000_000_000n;
 const SEQ_STEP = 1_000n;
 /** A prime: coprime with any key count below it, so changes walk every key before repeating. */
 const STRIDE = 2_654_435_761;
-const SHARD_ID = "shardId-000000000000";
+/** The synthetic shard's id. */
+export const SHARD_ID = "shardId-000000000000";
 
 /** A Kinesis client for runs whose records come from a `source`: never called. */
 export const NO_KINESIS: KinesisClientLike = {
   send: () => Promise.reject(new Error("no Kinesis in this run")),
   config: { region: "none" },
 };
+
+/** The stream the synthetic shard belongs to. */
+export const STREAM = "users";
+
+/** A `kv` snapshotter of the synthetic shard, publishing to `store` from `localPath`. */
+export function feedProducer(
+  store: S3SnapshotStore,
+  localPath: string,
+  feed: SyntheticShard,
+  extra: Partial<ShardSnapshotterOptions> = {},
+): ShardSnapshotter {
+  return new ShardSnapshotter({
+    kinesis: NO_KINESIS,
+    store,
+    stream: STREAM,
+    shardId: SHARD_ID,
+    localPath,
+    generator: kvGenerator(),
+    source: feed.source(),
+    ...extra,
+  });
+}
 
 /** Options for {@linkcode SyntheticShard.source}. */
 export interface FeedSourceOptions {

@@ -12,23 +12,12 @@
  */
 import { join } from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
-import {
-  kvGenerator,
-  listSnapshots,
-  S3SnapshotStore,
-  ShardSnapshotFinder,
-  ShardSnapshotter,
-  type ShardSnapshotterOptions,
-  type Snapshot,
-} from "../mod.ts";
+import { listSnapshots, S3SnapshotStore, ShardSnapshotFinder, type Snapshot } from "../mod.ts";
 import { DENO } from "../tests/support/emulators.ts";
-import { NO_KINESIS, SyntheticShard } from "./_feed.ts";
+import { feedProducer, SHARD_ID, STREAM, SyntheticShard } from "./_feed.ts";
 import type { FollowRunConfig } from "./_follow_run.ts";
 import { formatCounts, type RequestCounter, type RequestCounts } from "./_requests.ts";
 import { log, mb, type Recorder, round } from "./_results.ts";
-
-const STREAM = "users";
-const SHARD_ID = "shardId-000000000000";
 
 /** What figure 10 works with. */
 export interface FollowBench {
@@ -48,24 +37,6 @@ export interface FollowBench {
   keys: number;
 }
 
-function producer(
-  store: S3SnapshotStore,
-  localPath: string,
-  feed: SyntheticShard,
-  extra: Partial<ShardSnapshotterOptions> = {},
-): ShardSnapshotter {
-  return new ShardSnapshotter({
-    kinesis: NO_KINESIS,
-    store,
-    stream: STREAM,
-    shardId: SHARD_ID,
-    localPath,
-    generator: kvGenerator(),
-    source: feed.source(),
-    ...extra,
-  });
-}
-
 /** Publishes the load of a new feed, leaving the producer's cache in `localPath`. */
 async function publishBase(
   f: FollowBench,
@@ -74,7 +45,7 @@ async function publishBase(
 ): Promise<[S3SnapshotStore, SyntheticShard]> {
   const store = new S3SnapshotStore({ client: f.s3, bucket: f.bucket, prefix });
   const feed = new SyntheticShard(f.keys);
-  await producer(store, localPath, feed).snapshotShard();
+  await feedProducer(store, localPath, feed).snapshotShard();
   return [store, feed];
 }
 
@@ -157,7 +128,7 @@ async function followUntil(
   const stop = new AbortController();
   const before = s.publishes;
   let full = false;
-  const follower = producer(s.store, s.localPath, s.feed, {
+  const follower = feedProducer(s.store, s.localPath, s.feed, {
     pollIntervalMs: 1_000,
     onProgress: (p) => {
       if (p.phase === "compact") full = true;
@@ -211,7 +182,7 @@ async function countRequests(f: FollowBench, s: Followed): Promise<Counts> {
   await Deno.remove(finder.localPath, { recursive: true });
   s.feed.append(s.change);
   const [run, producerRun] = await f.counter.count(() =>
-    producer(s.store, s.localPath, s.feed).snapshotShard()
+    feedProducer(s.store, s.localPath, s.feed).snapshotShard()
   );
   return {
     publishes,
