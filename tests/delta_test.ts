@@ -79,6 +79,20 @@ async function shardWithRecords(count: number): Promise<{
   return { stream, shardId, put, all, keys };
 }
 
+/** A new directory under `temp`. */
+const fresh = (temp: string) => join(temp, crypto.randomUUID());
+
+/** A new file store, a one-shard stream with `records` in it, and a new producer dir. */
+async function fileShard(records: number) {
+  const { temp } = await setUp();
+  return {
+    temp,
+    store: new FileSnapshotStore({ root: fresh(temp) }),
+    shard: await shardWithRecords(records),
+    local: fresh(temp),
+  };
+}
+
 async function shardIds(kinesis: KinesisClient, stream: string): Promise<string[]> {
   const out = await kinesis.send(new ListShardsCommand({ StreamName: stream }));
   return (out.Shards ?? []).map((s) => s.ShardId!);
@@ -164,7 +178,7 @@ Deno.test(
       await t.step(`${kind.name} store`, async () => {
         const store = await kind.make();
         const shard = await shardWithRecords(60);
-        const local = join(temp, crypto.randomUUID());
+        const local = fresh(temp);
         const first = await producer(store, shard, local).snapshotShard();
         assert.equal(first.kind, "full");
         await shard.put(40, 2);
@@ -180,7 +194,7 @@ Deno.test(
         const finder = new ShardSnapshotFinder({
           ...shard,
           store,
-          localPath: join(temp, crypto.randomUUID()),
+          localPath: fresh(temp),
         });
         const latest = (await finder.downloadLatestSnapshot())!;
         assert.equal(latest.key, second.key);
@@ -201,10 +215,10 @@ Deno.test(
   async () => {
     const { temp } = await setUp();
     const store = new CountingStore(
-      new FileSnapshotStore({ root: join(temp, crypto.randomUUID()) }),
+      new FileSnapshotStore({ root: fresh(temp) }),
     );
     const shard = await shardWithRecords(50);
-    const local = join(temp, crypto.randomUUID());
+    const local = fresh(temp);
     await producer(store, shard, local).snapshotShard();
     await shard.put(30, 3);
     store.reset();
@@ -215,7 +229,7 @@ Deno.test(
     // Another host (no cache) restores the chain: the full and the delta.
     await shard.put(20, 4);
     store.reset();
-    const elsewhere = await producer(store, shard, join(temp, crypto.randomUUID())).snapshotShard();
+    const elsewhere = await producer(store, shard, fresh(temp)).snapshotShard();
     assert.equal(store.counts.download, 2);
     assert.equal(elsewhere.baseSequenceNumber, cached.sequenceNumber);
     assertExact(elsewhere.localFile, shard.all);
@@ -235,12 +249,12 @@ Deno.test(
   async () => {
     const { temp } = await setUp();
     const shard = await shardWithRecords(20);
-    const local = join(temp, crypto.randomUUID());
-    const a = new CountingStore(new FileSnapshotStore({ root: join(temp, crypto.randomUUID()) }));
-    const b = new CountingStore(new FileSnapshotStore({ root: join(temp, crypto.randomUUID()) }));
+    const local = fresh(temp);
+    const a = new CountingStore(new FileSnapshotStore({ root: fresh(temp) }));
+    const b = new CountingStore(new FileSnapshotStore({ root: fresh(temp) }));
     const inA = await producer(a, shard, local).snapshotShard();
     // The same point published to another store, from another dir.
-    await producer(b, shard, join(temp, crypto.randomUUID())).snapshotShard();
+    await producer(b, shard, fresh(temp)).snapshotShard();
     await shard.put(10, 16);
     b.reset();
     // Same local dir, other store: its copy is A's, so B's point is restored from B.
@@ -257,11 +271,11 @@ Deno.test(
   async () => {
     const { temp } = await setUp();
     const inner = new FileSnapshotStore({
-      root: join(temp, crypto.randomUUID()),
+      root: fresh(temp),
     });
     const store = new CountingStore(inner);
     const shard = await shardWithRecords(40);
-    const local = join(temp, crypto.randomUUID());
+    const local = fresh(temp);
     await producer(store, shard, local).snapshotShard();
     await shard.put(20, 5);
     await producer(store, shard, local).snapshotShard();
@@ -287,12 +301,7 @@ Deno.test(
   "a full snapshot is written again once the chain passes its policy",
   SHARES_EMULATORS,
   async () => {
-    const { temp } = await setUp();
-    const store = new FileSnapshotStore({
-      root: join(temp, crypto.randomUUID()),
-    });
-    const shard = await shardWithRecords(30);
-    const local = join(temp, crypto.randomUUID());
+    const { temp, store, shard, local } = await fileShard(30);
     const policy = { chain: { maxDeltas: 1, maxRestoreRatio: Infinity }, retainChains: 0 };
     const points: Snapshot[] = [await producer(store, shard, local, policy).snapshotShard()];
     for (const seed of [8, 9, 10]) {
@@ -310,7 +319,7 @@ Deno.test(
     const latest = (await new ShardSnapshotFinder({
       ...shard,
       store,
-      localPath: join(temp, crypto.randomUUID()),
+      localPath: fresh(temp),
     }).downloadLatestSnapshot())!;
     assertExact(latest.localFile, shard.all);
   },
@@ -341,10 +350,10 @@ Deno.test(
     });
     await t.step("no primary key", async () => {
       const store = new FileSnapshotStore({
-        root: join(temp, crypto.randomUUID()),
+        root: fresh(temp),
       });
       const shard = await shardWithRecords(20);
-      const local = join(temp, crypto.randomUUID());
+      const local = fresh(temp);
       await producer(store, shard, local, { generator: noKeyGenerator() }).snapshotShard();
       await shard.put(10, 11);
       const lines: string[] = [];
@@ -361,10 +370,10 @@ Deno.test(
     });
     await t.step("schema change", async () => {
       const store = new FileSnapshotStore({
-        root: join(temp, crypto.randomUUID()),
+        root: fresh(temp),
       });
       const shard = await shardWithRecords(20);
-      const local = join(temp, crypto.randomUUID());
+      const local = fresh(temp);
       await producer(store, shard, local).snapshotShard();
       await shard.put(10, 12);
       const inner = logGenerator();
@@ -391,12 +400,7 @@ Deno.test(
   "runs keep the two newest chains and delete older ones; the latest stays restorable",
   SHARES_EMULATORS,
   async () => {
-    const { temp } = await setUp();
-    const store = new FileSnapshotStore({
-      root: join(temp, crypto.randomUUID()),
-    });
-    const shard = await shardWithRecords(20);
-    const local = join(temp, crypto.randomUUID());
+    const { temp, store, shard, local } = await fileShard(20);
     const policy = { chain: { maxDeltas: 0, maxRestoreRatio: Infinity } }; // a full every run
     const points: Snapshot[] = [await producer(store, shard, local, policy).snapshotShard()];
     for (const seed of [13, 14, 15]) {
@@ -412,7 +416,7 @@ Deno.test(
     const finder = new ShardSnapshotFinder({
       ...shard,
       store,
-      localPath: join(temp, crypto.randomUUID()),
+      localPath: fresh(temp),
     });
     assertExact((await finder.downloadLatestSnapshot())!.localFile, shard.all);
   },
@@ -430,7 +434,7 @@ Deno.test(
     await createBucket(client, bucket);
     const store = new S3SnapshotStore({ client, bucket, prefix: "snaps" });
     const shard = await shardWithRecords(20);
-    const local = join(temp, crypto.randomUUID());
+    const local = fresh(temp);
     const policy = { chain: { maxDeltas: 2, maxRestoreRatio: Infinity } };
     const measured: Array<Record<string, number>> = [];
     for (let run = 0; run < 9; run++) {
@@ -450,7 +454,7 @@ Deno.test(
     const finder = new ShardSnapshotFinder({
       ...shard,
       store,
-      localPath: join(temp, crypto.randomUUID()),
+      localPath: fresh(temp),
     });
     assertExact((await finder.downloadLatestSnapshot())!.localFile, shard.all);
     assert.equal(counts.get("ListObjectsV2Command"), 1);
@@ -463,19 +467,14 @@ Deno.test(
   "follow() publishes every interval, and what it applied when stopped; a rerun is exact",
   SHARES_EMULATORS,
   async () => {
-    const { temp } = await setUp();
-    const store = new FileSnapshotStore({
-      root: join(temp, crypto.randomUUID()),
-    });
-    const shard = await shardWithRecords(30);
-    const local = join(temp, crypto.randomUUID());
+    const { temp, store, shard, local } = await fileShard(30);
     const stop = new AbortController();
     const following = producer(store, shard, local, { pollIntervalMs: 200 })
       .follow({ publishEveryMs: 300, signal: stop.signal });
     const finder = new ShardSnapshotFinder({
       ...shard,
       store,
-      localPath: join(temp, crypto.randomUUID()),
+      localPath: fresh(temp),
     });
     // Points appear while it runs: the first one whole, the next ones as deltas.
     const published = async () =>
@@ -503,10 +502,10 @@ Deno.test(
   SHARES_EMULATORS,
   async () => {
     const { temp } = await setUp();
-    const store = new FileSnapshotStore({ root: join(temp, crypto.randomUUID()) });
+    const store = new FileSnapshotStore({ root: fresh(temp) });
     const shard = await shardWithRecords(10);
     const stop = new AbortController();
-    const following = producer(store, shard, join(temp, crypto.randomUUID()), {
+    const following = producer(store, shard, fresh(temp), {
       chain: { maxDeltas: 1, maxRestoreRatio: Infinity },
       pollIntervalMs: 200,
     }).follow({ publishEveryMs: 100, signal: stop.signal });
@@ -528,7 +527,7 @@ Deno.test(
     const latest = (await new ShardSnapshotFinder({
       ...shard,
       store,
-      localPath: join(temp, crypto.randomUUID()),
+      localPath: fresh(temp),
     }).downloadLatestSnapshot())!;
     assertExact(latest.localFile, shard.all);
   },
@@ -538,18 +537,13 @@ Deno.test(
   "a LiveReplica following the store applies each new delta, and a full snapshot when no delta leads on",
   SHARES_EMULATORS,
   async () => {
-    const { temp } = await setUp();
-    const store = new FileSnapshotStore({
-      root: join(temp, crypto.randomUUID()),
-    });
-    const shard = await shardWithRecords(30);
-    const local = join(temp, crypto.randomUUID());
+    const { temp, store, shard, local } = await fileShard(30);
     await producer(store, shard, local).snapshotShard();
     await using replica = new LiveReplica({
       follow: "store",
       store,
       ...shard,
-      localPath: join(temp, crypto.randomUUID()),
+      localPath: fresh(temp),
       pollIntervalMs: 200,
     });
     await replica.start();
@@ -564,7 +558,7 @@ Deno.test(
     // A full snapshot alone (no delta to it): the replica swaps to it.
     const fileBefore = replica.file;
     await shard.put(10, 41);
-    const full = await producer(store, shard, join(temp, crypto.randomUUID()), { full: true })
+    const full = await producer(store, shard, fresh(temp), { full: true })
       .snapshotShard();
     await waitFor(() => Promise.resolve(replica.sequenceNumber === full.sequenceNumber));
     assert.equal(await count(), 60);
@@ -618,14 +612,14 @@ Deno.test(
   SHARES_EMULATORS,
   async () => {
     const { kinesis, temp } = await setUp();
-    const store = new FileSnapshotStore({ root: join(temp, crypto.randomUUID()) });
+    const store = new FileSnapshotStore({ root: fresh(temp) });
     const shard = await shardWithRecords(40);
     const stop = new AbortController();
     const snapshotter = new StreamSnapshotter({
       kinesis,
       store,
       stream: shard.stream,
-      localPath: join(temp, crypto.randomUUID()),
+      localPath: fresh(temp),
       generator: kvGenerator(),
       chain: LONG_CHAINS,
       pollIntervalMs: 200,

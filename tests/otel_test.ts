@@ -35,6 +35,16 @@ function startReceiver(): { endpoint: string; received: Received; stop: () => Pr
   };
 }
 
+/** Deno's OpenTelemetry exporter on, sending OTLP/HTTP JSON to `endpoint` every 200 ms. */
+function exporting(endpoint: string): Record<string, string> {
+  return {
+    OTEL_DENO: "true",
+    OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+    OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+    OTEL_METRIC_EXPORT_INTERVAL: "200",
+  };
+}
+
 interface OtlpMetric {
   name: string;
   unit?: string;
@@ -115,14 +125,7 @@ Deno.test(
       const cwd = await Deno.makeTempDir({ dir: temp });
       const result = await runCli(["snapshot", "--stream", stream, "--store", "snaps", "-q"], {
         cwd,
-        env: {
-          ...env,
-          OTEL_DENO: "true",
-          OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
-          OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-          OTEL_METRIC_EXPORT_INTERVAL: "200",
-          OTEL_SERVICE_NAME: "streambolt-test",
-        },
+        env: { ...env, ...exporting(receiver.endpoint), OTEL_SERVICE_NAME: "streambolt-test" },
       });
       assert.equal(result.code, 0, result.stderr);
       const metrics = allMetrics(receiver.received);
@@ -184,13 +187,7 @@ Deno.test(
         ],
         {
           cwd,
-          env: {
-            ...env,
-            OTEL_DENO: "true",
-            OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
-            OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-            OTEL_METRIC_EXPORT_INTERVAL: "200",
-          },
+          env: { ...env, ...exporting(receiver.endpoint) },
         },
       );
       const output = child.output();
