@@ -123,12 +123,14 @@ export class SnapshotRun {
    * @returns The latest point when it stopped.
    */
   async follow(publishEveryMs: number, stop: AbortSignal): Promise<Snapshot | undefined> {
+    let base: RestorePlan | undefined;
     const opened = await this.#traced("streambolt.follow", async () => {
-      const base = await this.#findBase();
+      base = await this.#findBase();
       return base?.final ? this.#alreadyFinal(base) : await this.#open(base);
     });
     if (!(opened instanceof SnapshotDb)) return opened;
     const db = opened;
+    let isPoint = false;
     try {
       const reading = AbortSignal.any([stop, ...(this.#signal ? [this.#signal] : [])]);
       let due = Date.now() + publishEveryMs;
@@ -144,11 +146,15 @@ export class SnapshotRun {
         if (!stopped) throw error;
       });
       if (this.#sincePoint > 0) await this.#publishPoint(db);
+      // Nothing published: the database is the base point only if `onStart` (or a recorded
+      // gap) changed nothing; else the next run restores the point and publishes the change.
+      isPoint = this.#point !== base?.target || unchanged(db);
     } finally {
       db.close();
     }
     if (db.final) forgetShard(this.#o);
-    return this.#point && await this.#keep(db, this.#point);
+    if (!this.#point) return undefined;
+    return isPoint ? await this.#keep(db, this.#point) : this.#point;
   }
 
   /** Runs `work` as a traced run: a span, child spans for its phases, its duration. */
@@ -177,9 +183,9 @@ export class SnapshotRun {
       ...this.#fields,
       key: base.target!.key,
     });
-    const unchanged = db.takeChanges()?.patchset.length === 0;
+    const isPoint = unchanged(db);
     db.close();
-    return unchanged ? await this.#keep(db, base.target!) : base.target!;
+    return isPoint ? await this.#keep(db, base.target!) : base.target!;
   }
 
   #alreadyFinal(base: RestorePlan): Snapshot {
@@ -682,6 +688,12 @@ function pointMetadata(db: SnapshotDb): Record<string, string> {
     ...(meta.lastArrivalAt ? { "last-arrival-at": meta.lastArrivalAt } : {}),
     ...(meta.acceptedGaps.length > 0 ? { "accepted-gaps": String(meta.acceptedGaps.length) } : {}),
   };
+}
+
+/** Whether nothing changed the database since its last point (changes not recorded count as
+ * changed): only then may it stand as that point's local copy. */
+function unchanged(db: SnapshotDb): boolean {
+  return db.takeChanges()?.patchset.length === 0;
 }
 
 function metadataMatches(file: string, record: CacheRecord): boolean {

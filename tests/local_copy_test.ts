@@ -1,0 +1,154 @@
+/**
+ * The producer's local copy of its latest point, against kinesis-local: a run keeps its
+ * database as that copy only when the database is exactly the point published, so the next
+ * run's delta applies to what consumers restore.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { ListShardsCommand } from "@aws-sdk/client-kinesis";
+import {
+  FileSnapshotStore,
+  logGenerator,
+  type Logger,
+  ShardSnapshotFinder,
+  ShardSnapshotter,
+  type ShardSnapshotterOptions,
+  type SnapshotGenerator,
+} from "../mod.ts";
+import { makeRecords, putRecords } from "./support/data.ts";
+import { createStream } from "./support/emulators.ts";
+import { sharedKinesis, SHARES_EMULATORS, uniqueName } from "./support/fixture.ts";
+
+const emulators = sharedKinesis("streambolt-local-copy-");
+Deno.test.afterAll(() => emulators.stop());
+
+/** A one-shard stream with 20 records, a file store, a producer dir and a way to add records. */
+async function setUp() {
+  const { kinesis, writer, temp } = await emulators.get();
+  const stream = uniqueName("local-copy");
+  await createStream(kinesis, stream, 1);
+  const listed = await kinesis.send(new ListShardsCommand({ StreamName: stream }));
+  const shardId = listed.Shards![0].ShardId!;
+  const put = (n: number, seed: number) => putRecords(writer, stream, makeRecords(n, { seed }));
+  await put(20, 1);
+  const dir = join(temp, crypto.randomUUID());
+  const store = new FileSnapshotStore({ root: join(dir, "store") });
+  const producer = (generator: SnapshotGenerator, extra: Partial<ShardSnapshotterOptions> = {}) =>
+    new ShardSnapshotter({
+      kinesis,
+      store,
+      stream,
+      shardId,
+      localPath: join(dir, "producer"),
+      generator,
+      chain: { maxDeltas: 1_000, maxRestoreRatio: Infinity },
+      ...extra,
+    });
+  const consumer = new ShardSnapshotFinder({
+    store,
+    stream,
+    shardId,
+    localPath: join(dir, "consumer"),
+  });
+  return { put, producer, consumer };
+}
+
+/** The log generator, with `onStart` extended by `more` (a new release of the generator). */
+function release(more?: (db: DatabaseSync) => void): SnapshotGenerator {
+  const log = logGenerator();
+  return {
+    onStart(db) {
+      log.onStart!(db);
+      db.exec("CREATE TABLE IF NOT EXISTS config (name TEXT PRIMARY KEY NOT NULL, value TEXT)");
+      more?.(db);
+    },
+    onRecords: log.onRecords,
+  };
+}
+
+/** A logger that aborts `stop` once the follower starts reading: its `onStart` has run and no
+ * record has arrived (the shard holds none after the latest point). */
+function stopOnceReading(stop: AbortController): Logger {
+  return {
+    debug() {},
+    warn() {},
+    info(message) {
+      if (message === "catching up") stop.abort();
+    },
+  };
+}
+
+/** The rows of `sql` in a database file. */
+function rows(file: string, sql: string): unknown[] {
+  const db = new DatabaseSync(file, { readOnly: true });
+  try {
+    return db.prepare(sql).all().map((row) => ({ ...row }));
+  } finally {
+    db.close();
+  }
+}
+
+/** Runs v1 once, then follows with v2 until it starts reading, then adds a record and runs v2
+ * once more: returns the producer's and the consumer's copies of the latest point. */
+async function upgradeWhileFollowing(v2: SnapshotGenerator) {
+  const { put, producer, consumer } = await setUp();
+  await producer(release()).snapshotShard();
+  const stop = new AbortController();
+  await producer(v2, { logger: stopOnceReading(stop) }).follow({
+    publishEveryMs: 60_000,
+    signal: stop.signal,
+  });
+  await put(1, 2);
+  const latest = await producer(v2).snapshotShard();
+  const restored = await consumer.downloadLatestSnapshot();
+  assert.equal(restored?.sequenceNumber, latest.sequenceNumber);
+  return { producerFile: latest.localFile, consumerFile: restored!.localFile };
+}
+
+Deno.test(
+  "a follower stopped before any record does not keep a database its onStart changed (a row)",
+  SHARES_EMULATORS,
+  async () => {
+    const v2 = release((db) => db.exec("INSERT OR IGNORE INTO config VALUES ('release', '2')"));
+    const { producerFile, consumerFile } = await upgradeWhileFollowing(v2);
+    const config = "SELECT name, value FROM config ORDER BY name";
+    assert.deepEqual(rows(producerFile, config), [{ name: "release", value: "2" }]);
+    assert.deepEqual(rows(consumerFile, config), rows(producerFile, config));
+  },
+);
+
+Deno.test(
+  "a follower stopped before any record does not keep a database its onStart changed (an index)",
+  SHARES_EMULATORS,
+  async () => {
+    const v2 = release((db) =>
+      db.exec("CREATE INDEX IF NOT EXISTS log_by_key ON log (partition_key)")
+    );
+    const { producerFile, consumerFile } = await upgradeWhileFollowing(v2);
+    const schema = "SELECT type, name, sql FROM sqlite_master ORDER BY type, name";
+    assert.ok(
+      rows(producerFile, schema).some((r) => (r as { name: string }).name === "log_by_key"),
+    );
+    assert.deepEqual(rows(consumerFile, schema), rows(producerFile, schema));
+    const log = "SELECT sequence_number FROM log ORDER BY sequence_number";
+    assert.deepEqual(rows(consumerFile, log), rows(producerFile, log));
+  },
+);
+
+Deno.test(
+  "a follower stopped before any record keeps the unchanged database as its local copy",
+  SHARES_EMULATORS,
+  async () => {
+    const { producer } = await setUp();
+    const first = await producer(release()).snapshotShard();
+    const stop = new AbortController();
+    const stopped = await producer(release(), { logger: stopOnceReading(stop) }).follow({
+      publishEveryMs: 60_000,
+      signal: stop.signal,
+    });
+    assert.equal(stopped?.key, first.key);
+    assert.equal(stopped?.localFile, first.localFile);
+    assert.deepEqual(rows(first.localFile, "SELECT count(*) AS n FROM log"), [{ n: 20 }]);
+  },
+);
