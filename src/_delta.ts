@@ -196,16 +196,38 @@ export function schemaFingerprint(db: DatabaseSync): string {
  * `sqlite_%` tables aside).
  */
 export function tablesWithoutPrimaryKey(db: DatabaseSync): string[] {
-  const tables = db.prepare(
-    `SELECT name FROM sqlite_master
-     WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name`,
-  ).all() as Array<{ name: string }>;
-  return tables.map((t) => t.name).filter((name) => {
+  return userTables(db).filter((name) => {
     const columns = db.prepare("SELECT pk FROM pragma_table_info(?)").all(name) as Array<
       { pk: number }
     >;
     return !columns.some((c) => c.pk > 0);
   });
+}
+
+/**
+ * The tables that can hold a row whose primary key is NULL, which a session does not record:
+ * rowid tables whose primary key is not the rowid (`INTEGER PRIMARY KEY`) and has a column
+ * not declared `NOT NULL` (`WITHOUT ROWID` tables refuse NULL keys).
+ */
+export function tablesWithNullableKey(db: DatabaseSync): string[] {
+  return userTables(db).filter((name) => {
+    const keyIndex = db.prepare(
+      "SELECT 1 FROM pragma_index_list(?) WHERE origin = 'pk'",
+    ).get(name);
+    const nullable = db.prepare(
+      'SELECT 1 FROM pragma_table_info(?) WHERE pk > 0 AND "notnull" = 0',
+    ).get(name);
+    return keyIndex !== undefined && nullable !== undefined;
+  });
+}
+
+/** The database's tables, SQLite's own `sqlite_%` tables aside. */
+function userTables(db: DatabaseSync): string[] {
+  const tables = db.prepare(
+    `SELECT name FROM sqlite_master
+     WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name`,
+  ).all() as Array<{ name: string }>;
+  return tables.map((t) => t.name);
 }
 
 function sha256(bytes: Uint8Array): string {

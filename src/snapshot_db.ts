@@ -8,7 +8,7 @@
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { schemaFingerprint, tablesWithoutPrimaryKey } from "./_delta.ts";
+import { schemaFingerprint, tablesWithNullableKey, tablesWithoutPrimaryKey } from "./_delta.ts";
 import { SnapshotGeneratorError, SnapshotIntegrityError } from "./errors.ts";
 import type { ParentSnapshot, SnapshotGenerator } from "./generator.ts";
 import type { HashKeyRange } from "./kinesis/hash_key.ts";
@@ -200,7 +200,7 @@ export class SnapshotDb {
   /**
    * Why the changes since the last point cannot be published as a delta, if they cannot:
    * changes not recorded (a new database, too many records), tables a session cannot record
-   * (no primary key), or a schema change (sessions record rows, not schema).
+   * (no primary key, or one that may be NULL), or a schema change (sessions record rows, not schema).
    *
    * @returns The reason, or `undefined` when a delta can be taken.
    */
@@ -208,6 +208,10 @@ export class SnapshotDb {
     if (!this.#session) return this.#untracked ?? "changes are not recorded";
     const noKey = tablesWithoutPrimaryKey(this.db);
     if (noKey.length > 0) return `tables without a primary key: ${noKey.join(", ")}`;
+    const nullable = tablesWithNullableKey(this.db);
+    if (nullable.length > 0) {
+      return `tables whose primary key may be NULL (declare it NOT NULL): ${nullable.join(", ")}`;
+    }
     if (schemaFingerprint(this.db) !== this.#trackedSchema) return "the schema changed";
     return undefined;
   }

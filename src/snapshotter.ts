@@ -144,7 +144,7 @@ export interface SnapshotShardOptions {
  *   localPath: "./work",
  *   generator: {
  *     onStart(db) {
- *       db.exec("CREATE TABLE IF NOT EXISTS events (seq TEXT PRIMARY KEY, data BLOB)");
+ *       db.exec("CREATE TABLE IF NOT EXISTS events (seq TEXT PRIMARY KEY NOT NULL, data BLOB)");
  *     },
  *     onRecords(db, batch) {
  *       const insert = db.prepare("INSERT INTO events VALUES (?, ?)");
