@@ -1,0 +1,139 @@
+/**
+ * The producer's local copy of its latest published point: one database file per shard in the
+ * producer's local dir, beside a record of what it holds, so the next run builds on it without
+ * downloading. A copy is kept only when it is exactly the point published, and taken only when
+ * it still matches its record.
+ *
+ * @module
+ */
+import { dirname, join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { readSnapshotMetadata } from "./metadata.ts";
+import { localSnapshotFile, type Snapshot } from "./snapshot.ts";
+import type { SnapshotDb } from "./snapshot_db.ts";
+import type { ShardSnapshotterOptions } from "./snapshotter.ts";
+
+/** Whose copy it is: the store published to, the shard, the producer's local dir. */
+export type CopyOwner = Pick<ShardSnapshotterOptions, "store" | "stream" | "shardId" | "localPath">;
+
+/** A local copy taken to build on. */
+export interface TakenCopy {
+  /** When a run last read the shard to its tip after the copy's point (ms since epoch). */
+  caughtUpAt?: number;
+}
+
+/** What the local copy of a published point records beside the database file. */
+interface CopyRecord {
+  /** The store the point was published to (two stores may share a local dir). */
+  store: string;
+  stream: string;
+  shardId: string;
+  sequenceNumber: string;
+  size: number;
+  mtimeMs: number;
+  /** When the producer last read the shard to its tip after this point (ms since epoch): no
+   * record after the point had arrived by then. */
+  caughtUpAt?: number;
+}
+
+/**
+ * Moves the local copy to `file` when it holds exactly `sequenceNumber` of the owner's shard,
+ * published to the owner's store.
+ *
+ * @returns What the copy recorded, or `undefined` when there is no such copy.
+ */
+export async function takeLocalCopy(
+  owner: CopyOwner,
+  sequenceNumber: string,
+  file: string,
+): Promise<TakenCopy | undefined> {
+  const parts = { stream: owner.stream, shardId: owner.shardId, sequenceNumber, final: false };
+  const copy = localSnapshotFile(owner.localPath, parts);
+  let record: CopyRecord;
+  let info: Deno.FileInfo;
+  try {
+    record = JSON.parse(await Deno.readTextFile(`${copy}.json`));
+    info = await Deno.stat(copy);
+  } catch {
+    return undefined;
+  }
+  const matches = record.store === owner.store.url && record.stream === owner.stream &&
+    record.shardId === owner.shardId &&
+    record.sequenceNumber === sequenceNumber && record.size === info.size &&
+    record.mtimeMs === info.mtime?.getTime() && metadataMatches(copy, record);
+  if (!matches) return undefined;
+  await Deno.rename(copy, file);
+  await Deno.remove(`${copy}.json`).catch(() => {});
+  return { caughtUpAt: record.caughtUpAt };
+}
+
+/**
+ * Keeps a closed database file, which holds exactly `point`, as the owner's local copy (the
+ * only one of its shard), durable before it is named.
+ *
+ * @returns The point, with `localFile` naming the copy.
+ */
+export async function keepLocalCopy(
+  owner: CopyOwner,
+  file: string,
+  point: Snapshot,
+  caughtUpAt: number | undefined,
+): Promise<Snapshot> {
+  const target = localSnapshotFile(owner.localPath, { ...point, final: false });
+  await Deno.mkdir(dirname(target), { recursive: true });
+  // Durable before it is named: the next run builds on it without downloading.
+  const handle = await Deno.open(file, { read: true, write: true });
+  try {
+    await handle.sync();
+  } finally {
+    handle.close();
+  }
+  await removeOtherCopies(dirname(target), target);
+  await Deno.rename(file, target);
+  const info = await Deno.stat(target);
+  const record: CopyRecord = {
+    store: owner.store.url,
+    stream: owner.stream,
+    shardId: owner.shardId,
+    sequenceNumber: point.sequenceNumber,
+    size: info.size,
+    mtimeMs: info.mtime?.getTime() ?? 0,
+    caughtUpAt,
+  };
+  await Deno.writeTextFile(`${target}.json`, JSON.stringify(record));
+  return { ...point, localFile: target };
+}
+
+/**
+ * Whether nothing changed an open database since its last point (changes not recorded count as
+ * changed: a schema change, a generator's `onStart`, a recorded gap): only then may it stand as
+ * that point's local copy. Restarts recording.
+ */
+export function standsAsPoint(db: SnapshotDb): boolean {
+  return db.takeChanges()?.patchset.length === 0;
+}
+
+function metadataMatches(file: string, record: CopyRecord): boolean {
+  let db: DatabaseSync | undefined;
+  try {
+    db = new DatabaseSync(file, { readOnly: true });
+    const meta = readSnapshotMetadata(db);
+    return meta?.stream === record.stream && meta.shardId === record.shardId &&
+      meta.sequenceNumber === record.sequenceNumber && !meta.final;
+  } catch {
+    return false;
+  } finally {
+    db?.close();
+  }
+}
+
+/** Removes the copies in `dir` other than `keep` (one copy per shard). */
+async function removeOtherCopies(dir: string, keep: string): Promise<void> {
+  for await (const entry of Deno.readDir(dir)) {
+    const path = join(dir, entry.name);
+    if (path === keep || path === `${keep}.json`) continue;
+    if (/^\d+(\.final)?\.sqlite(\.json)?$/.test(entry.name)) {
+      await Deno.remove(path).catch(() => {});
+    }
+  }
+}

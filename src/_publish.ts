@@ -1,0 +1,312 @@
+/**
+ * Publishing a point a producer reached: a delta on the latest point when its changes were
+ * recorded, and a full snapshot as well when the chain has grown past its policy (or whole when
+ * no delta can be taken); each put only if no object has the key yet, and a fork (another
+ * producer's delta of the same point) said out loud.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { encodeFile } from "./_codec.ts";
+import { encodeDelta } from "./_delta.ts";
+import { planRestore } from "./_restore.ts";
+import { listShardSnapshots } from "./_snapshot_io.ts";
+import { recordPublished, recordTransfer, type RunTrace } from "./_telemetry.ts";
+import { type ChainCost, type ChainPolicy, fullDue } from "./chain.ts";
+import type { Logger } from "./logger.ts";
+import { FORMAT_VERSION } from "./metadata.ts";
+import {
+  localSnapshotFile,
+  type Snapshot,
+  snapshotKey,
+  type SnapshotKeyParts,
+} from "./snapshot.ts";
+import type { Changes, SnapshotDb } from "./snapshot_db.ts";
+import type { ShardSnapshotterOptions, SnapshotProgress } from "./snapshotter.ts";
+import { ObjectExistsError } from "./store/snapshot_store.ts";
+
+/** What the store holds of a shard, as a producer knows it. */
+export interface ShardState {
+  /** The shard's objects. */
+  objects: Snapshot[];
+  /** The latest point, if there is one. */
+  point?: Snapshot;
+  /** What restoring the latest point costs a consumer. */
+  chain?: ChainCost;
+}
+
+/** Reports a phase of the run to the snapshotter's `onProgress`. */
+export type ReportProgress = (
+  phase: SnapshotProgress["phase"],
+  extra: Partial<SnapshotProgress> & { sequenceNumber: string },
+) => void;
+
+/** What publishing needs from the run. */
+export interface PublishContext {
+  /** The snapshotter's options. */
+  options: ShardSnapshotterOptions;
+  /** The run's working directory. */
+  dir: string;
+  /** Aborts the run. */
+  signal?: AbortSignal;
+  /** Where publishing is logged. */
+  log: Logger;
+  /** When a full snapshot is due. */
+  policy: Required<ChainPolicy>;
+  /** The traced run this publishing is part of, if one is. */
+  trace?: RunTrace;
+  /** Reports progress. */
+  progress: ReportProgress;
+  /** The records the run applied so far (for the log). */
+  applied: number;
+}
+
+/**
+ * Publishes the point `db` reached on top of `state`: a delta when the changes were recorded,
+ * and a full snapshot as well when the chain has grown past the policy (or the shard is closed,
+ * or no delta can be taken).
+ *
+ * @returns The shard as it stands afterwards, with the point just published as its latest.
+ */
+export async function publish(
+  ctx: PublishContext,
+  db: SnapshotDb,
+  state: ShardState,
+): Promise<ShardState> {
+  const reason = fullReason(ctx.options, db, state);
+  let objects = state.objects;
+  if (reason === undefined) {
+    const delta = await publishDelta(ctx, db, db.takeChanges()!, state.point!);
+    objects = [...delta.objects, delta.point];
+    const chain = {
+      ...state.chain!,
+      deltas: state.chain!.deltas + 1,
+      deltaBytes: state.chain!.deltaBytes + (delta.point.size ?? 0),
+    };
+    if (!delta.orphaned && !fullDue(chain, ctx.policy)) {
+      return published(ctx, { objects, point: delta.point, chain });
+    }
+    if (delta.orphaned) {
+      ctx.log.warn(
+        "another producer collected the chain this delta applies to; publishing a full snapshot too",
+        { ...fields(ctx), key: delta.point.key },
+      );
+    } else {
+      ctx.log.info("the chain has grown past its policy; publishing a full snapshot too", {
+        ...fields(ctx),
+        deltas: chain.deltas,
+        deltaBytes: chain.deltaBytes,
+        fullBytes: chain.fullBytes,
+      });
+    }
+  } else if (state.point && !ctx.options.full) {
+    ctx.log.info(`publishing a full snapshot: ${reason}`, fields(ctx));
+  }
+  const full = await publishFull(ctx, db);
+  const chain = { fullBytes: full.size ?? 0, deltas: 0, deltaBytes: 0 };
+  return published(ctx, { objects: [...objects, full], point: full, chain });
+}
+
+function published(ctx: PublishContext, state: ShardState): ShardState {
+  const point = state.point!;
+  recordPublished(ctx.options);
+  ctx.trace?.set("streambolt.snapshot.kind", point.kind);
+  ctx.progress("done", { sequenceNumber: point.sequenceNumber });
+  return state;
+}
+
+/** Why this point must be published whole, if it must. */
+function fullReason(
+  o: ShardSnapshotterOptions,
+  db: SnapshotDb,
+  state: ShardState,
+): string | undefined {
+  if (o.full) return "a full snapshot was asked for";
+  if (!state.point || !state.chain) return "there is no earlier point";
+  if (db.final) return "the shard is closed";
+  return db.deltaBlocker();
+}
+
+/** A delta published. */
+interface PublishedDelta {
+  point: Snapshot;
+  /** The shard's other objects, listed after it was published. */
+  objects: Snapshot[];
+  /** Whether it applies to a point no chain in the store reaches now. */
+  orphaned: boolean;
+}
+
+async function publishDelta(
+  ctx: PublishContext,
+  db: SnapshotDb,
+  changes: Changes,
+  base: Snapshot,
+): Promise<PublishedDelta> {
+  const o = ctx.options;
+  const parts: SnapshotKeyParts = {
+    ...pointParts(o, db.sequenceNumber),
+    final: false,
+    encoding: o.encoding ?? "zstd",
+    kind: "delta",
+    baseSequenceNumber: base.sequenceNumber,
+  };
+  const encoded = await phase(ctx, "encode", () =>
+    Promise.resolve(encodeDelta({
+      header: {
+        stream: o.stream,
+        shardId: o.shardId,
+        baseSequenceNumber: base.sequenceNumber,
+        sequenceNumber: parts.sequenceNumber,
+        schema: changes.schema,
+        createdAt: new Date().toISOString(),
+      },
+      patchset: changes.patchset,
+    }, parts.encoding)));
+  const file = join(ctx.dir, "delta.bin");
+  await Deno.writeFile(file, encoded.bytes);
+  const key = snapshotKey(parts);
+  await put(ctx, key, file, {
+    sha256: encoded.sha256,
+    "raw-size": String(encoded.rawSize),
+    kind: "delta",
+    base: base.sequenceNumber,
+    ...pointMetadata(db),
+  }, { sequenceNumber: parts.sequenceNumber, raw: encoded.rawSize, stored: encoded.bytes.length });
+  const now = await noticeForks(ctx, base.sequenceNumber, key);
+  return {
+    point: snapshotOf(o, parts, key, encoded.bytes.length),
+    // The listing is the shard as it stands (ours is added back with its size): a follower's
+    // view never grows past what the store holds.
+    objects: now.filter((s) => s.key !== key),
+    // A racing producer may have deleted the chain of the base since this run listed it.
+    orphaned: !planRestore(now, { target: parts }),
+  };
+}
+
+async function publishFull(ctx: PublishContext, db: SnapshotDb): Promise<Snapshot> {
+  const o = ctx.options;
+  const parts: SnapshotKeyParts = {
+    ...pointParts(o, db.sequenceNumber),
+    final: db.final,
+    encoding: o.encoding ?? "zstd",
+    kind: "full",
+  };
+  if (o.compact !== false) {
+    ctx.progress("compact", { sequenceNumber: db.sequenceNumber });
+    await phase(ctx, "compact", () => Promise.resolve(db.compact()));
+  }
+  db.optimize();
+  const stored = join(ctx.dir, "upload.bin");
+  const encoded = await phase(ctx, "encode", () => encodeFile(db.file, stored, parts.encoding));
+  const key = snapshotKey(parts);
+  await put(ctx, key, stored, {
+    sha256: encoded.sha256,
+    "raw-size": String(encoded.rawSize),
+    ...pointMetadata(db),
+  }, { sequenceNumber: parts.sequenceNumber, raw: encoded.rawSize, stored: encoded.storedSize });
+  await Deno.remove(stored).catch(() => {});
+  return snapshotOf(o, parts, key, encoded.storedSize);
+}
+
+/** The object just published, as one of the shard's objects. */
+function snapshotOf(
+  o: ShardSnapshotterOptions,
+  parts: SnapshotKeyParts,
+  key: string,
+  size: number,
+): Snapshot {
+  return {
+    ...parts,
+    kind: parts.kind ?? "full",
+    key,
+    localFile: localSnapshotFile(o.localPath, { ...parts, final: false }),
+    size,
+    lastModified: new Date(),
+  };
+}
+
+/** Puts `file` at `key` unless an object is there already (another producer's: it stands). */
+async function put(
+  ctx: PublishContext,
+  key: string,
+  file: string,
+  metadata: Record<string, string>,
+  sizes: { sequenceNumber: string; raw: number; stored: number },
+): Promise<void> {
+  ctx.log.info("publishing snapshot", {
+    ...fields(ctx),
+    key,
+    records: ctx.applied,
+    rawBytes: sizes.raw,
+    storedBytes: sizes.stored,
+  });
+  const progress = (bytesUploaded: number) =>
+    ctx.progress("upload", { sequenceNumber: sizes.sequenceNumber, bytesUploaded });
+  progress(0);
+  try {
+    await phase(ctx, "upload", () =>
+      ctx.options.store.put(key, file, {
+        metadata: { ...metadata, "format-version": String(FORMAT_VERSION) },
+        ifNoneMatch: true,
+        signal: ctx.signal,
+        onProgress: progress,
+      }));
+    recordTransfer("uploaded", ctx.options, metadata.kind ?? "full", sizes.stored);
+  } catch (error) {
+    if (!(error instanceof ObjectExistsError)) throw error;
+    // Another producer published the same position first: its snapshot stands.
+    ctx.log.warn("another producer published this snapshot first; keeping theirs", {
+      ...fields(ctx),
+      key,
+    });
+  }
+}
+
+/** Two producers that built on the same point publish two deltas of it: say so.
+ * @returns The shard's objects, listed after the delta was published. */
+async function noticeForks(ctx: PublishContext, base: string, key: string): Promise<Snapshot[]> {
+  const o = ctx.options;
+  const now = await listShardSnapshots(o.store, o.stream, o.shardId, "", ctx.signal);
+  const siblings = now.filter((s) =>
+    s.kind === "delta" && s.baseSequenceNumber === base && s.key !== key
+  );
+  if (siblings.length === 0) return now;
+  ctx.log.warn(
+    "another producer published a delta of the same point; both are valid, consumers take the newest",
+    {
+      ...fields(ctx),
+      key,
+      others: siblings.map((s) => s.key).join(","),
+    },
+  );
+  return now;
+}
+
+/**
+ * What a stored object says about its point besides the key (S3 user metadata, or the file
+ * store's sidecar), so `status` can read it with a HEAD instead of a download.
+ */
+function pointMetadata(db: SnapshotDb): Record<string, string> {
+  const meta = db.metadata();
+  return {
+    "records-applied": String(meta.recordsApplied),
+    "records-skipped": String(meta.recordsSkipped),
+    ...(meta.lastArrivalAt ? { "last-arrival-at": meta.lastArrivalAt } : {}),
+    ...(meta.acceptedGaps.length > 0 ? { "accepted-gaps": String(meta.acceptedGaps.length) } : {}),
+  };
+}
+
+function pointParts(
+  o: ShardSnapshotterOptions,
+  sequenceNumber: string,
+): Pick<SnapshotKeyParts, "stream" | "shardId" | "sequenceNumber"> {
+  return { stream: o.stream, shardId: o.shardId, sequenceNumber };
+}
+
+function phase<T>(ctx: PublishContext, name: string, work: () => Promise<T>): Promise<T> {
+  return ctx.trace ? ctx.trace.phase(name, work) : work();
+}
+
+function fields(ctx: PublishContext): { stream: string; shard: string } {
+  return { stream: ctx.options.stream, shard: ctx.options.shardId };
+}
