@@ -166,3 +166,41 @@ export class RetentionGapError extends Error {
     this.retentionHours = retentionHours;
   }
 }
+
+/**
+ * Something streambolt needs from its environment is missing or wrong: an AWS region,
+ * credentials, an endpoint that answers, a bucket that exists. The message names what is
+ * missing and how to set it.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ConfigurationError } from "./errors.ts";
+ * const error = new ConfigurationError(
+ *   "bucket",
+ *   "Cannot list s3://nope/snaps/ as the bucket does not exist: current value is nope",
+ * );
+ * assert.equal(error.setting, "bucket");
+ * ```
+ */
+export class ConfigurationError extends Error {
+  /** What is missing or wrong: `region`, `credentials`, `endpoint` or `bucket`. */
+  readonly setting: "region" | "credentials" | "endpoint" | "bucket";
+
+  /**
+   * Creates the error.
+   *
+   * @param setting What is missing or wrong.
+   * @param message One line naming it and how to set it.
+   * @param options The underlying error, as `cause`.
+   */
+  constructor(
+    setting: "region" | "credentials" | "endpoint" | "bucket",
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "ConfigurationError";
+    this.setting = setting;
+  }
+}

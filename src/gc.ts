@@ -33,9 +33,11 @@ export interface SnapshotChain {
 
 /**
  * Picks the objects to delete. Every object the newest `keep` restorable points of a shard
- * need is kept, and so is everything at or after the oldest of them: the newest point of a
- * shard always stays restorable, whatever the options. With an age limit, an object younger
- * than it, or of unknown age, is kept too.
+ * need is kept, and so is everything at or after the oldest of them, except a delta that
+ * deleting the older objects would leave without a base (no chain could reach it again): the
+ * newest point of a shard always stays restorable, whatever the options, and no delta that a
+ * chain reaches before is left unreachable after. With an age limit, an object younger than
+ * it, or of unknown age, is kept too, and so is what its restore needs.
  *
  * @param snapshots Objects of any number of shards of one stream.
  * @param options How many points to keep and how old a deleted object must be.
@@ -75,12 +77,21 @@ export function planGarbageCollection(
     olderThan === undefined ||
     (s.lastModified !== undefined && now - s.lastModified.getTime() > olderThan);
   return [...byShard(snapshots).values()].flatMap((list) =>
-    unneeded(list, options.keep).filter(oldEnough)
+    doomedOf(list, options.keep, oldEnough)
   );
 }
 
-/** The objects of one shard that none of its newest `keep` points needs. */
-function unneeded(list: Snapshot[], keep: number): Snapshot[] {
+/**
+ * The objects of one shard to delete: those none of its newest `keep` points needs that are
+ * old enough, and the deltas that deleting them would leave unreachable (no kept chain leads to
+ * their base). A delta too young to delete keeps the objects its base needs instead: every
+ * delta a chain reached before still has one after.
+ */
+function doomedOf(
+  list: Snapshot[],
+  keep: number,
+  oldEnough: (s: Snapshot) => boolean,
+): Snapshot[] {
   const kept = restorablePoints(list).slice(0, keep);
   if (kept.length === 0) return []; // nothing restorable: delete nothing, let a human look
   const needed = new Set<string>();
@@ -91,7 +102,34 @@ function unneeded(list: Snapshot[], keep: number): Snapshot[] {
   const before = (s: Snapshot) =>
     (compareSequenceNumbers(s.sequenceNumber, oldest.sequenceNumber) ||
       Number(s.final) - Number(oldest.final)) < 0;
-  return list.filter((s) => !needed.has(s.key) && before(s)).sort(compareSnapshots);
+  const doomed = new Set(
+    list.filter((s) => !needed.has(s.key) && before(s) && oldEnough(s)).map((s) => s.key),
+  );
+  const reached = new Set(reachedDeltas(list).map((s) => s.key));
+  // Each turn dooms an unreachable delta (which changes no other object's reach) or makes one
+  // reachable for good, so this ends within twice the number of deltas.
+  for (let turn = 0; turn <= 2 * list.length; turn++) {
+    const remaining = list.filter((s) => !doomed.has(s.key));
+    const orphan = remaining.find((s) =>
+      reached.has(s.key) && !reachedDeltas(remaining).includes(s)
+    );
+    if (!orphan) break;
+    if (!needed.has(orphan.key) && oldEnough(orphan)) doomed.add(orphan.key);
+    else {
+      const base = { sequenceNumber: orphan.baseSequenceNumber!, final: false };
+      for (const s of planRestore(list, { target: base })!.path) doomed.delete(s.key);
+    }
+  }
+  return list.filter((s) => doomed.has(s.key)).sort(compareSnapshots);
+}
+
+/** The deltas whose base a chain of `list` reaches, oldest first. */
+function reachedDeltas(list: Snapshot[]): Snapshot[] {
+  const points = new Set(
+    restorablePoints(list).filter((p) => !p.final).map((p) => p.sequenceNumber),
+  );
+  return list.filter((s) => s.kind === "delta" && points.has(s.baseSequenceNumber!))
+    .sort(compareSnapshots);
 }
 
 function byShard(snapshots: Snapshot[]): Map<string, Snapshot[]> {
@@ -105,8 +143,9 @@ function byShard(snapshots: Snapshot[]): Map<string, Snapshot[]> {
 }
 
 /**
- * Groups objects into chains: each full snapshot with the deltas whose cheapest restore starts
- * from it; deltas that no chain reaches form a chain without a full.
+ * Groups objects into chains: each full snapshot with the deltas whose base its chain reaches
+ * (by the cheapest restore of that base); deltas whose base no chain reaches (a gap) form a
+ * chain without a full.
  *
  * @param snapshots Objects of any number of shards of one stream.
  * @returns The chains, per shard oldest first.
@@ -133,7 +172,9 @@ export function describeChains(snapshots: Snapshot[]): SnapshotChain[] {
         byFull.set(s.key, { shardId, full: s, deltas: [] });
         continue;
       }
-      const from = planRestore(list, { target: s })?.path[0];
+      // The chain that reaches its base: the delta leads on from there.
+      const base = { sequenceNumber: s.baseSequenceNumber!, final: false };
+      const from = planRestore(list, { target: base })?.path[0];
       const chain = from ? byFull.get(from.key) : undefined;
       (chain ?? orphans).deltas.push(s);
     }

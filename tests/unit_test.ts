@@ -170,9 +170,11 @@ Deno.test("planGarbageCollection() keeps every object the kept points need", asy
     ]);
   });
   await t.step("keep 3 counts points 50, 40 and 30: the older chain goes", () => {
+    // With it goes the delta of point 30 (full 30 restores that point): its base is gone.
     assert.deepEqual(deleted(3), [
       "s/shardId-0/10.sqlite.zst",
       "s/shardId-0/20.from-10.delta.zst",
+      "s/shardId-0/30.from-20.delta.zst",
     ]);
   });
   await t.step("keep 5 reaches point 20: its chain stays", () => {
@@ -181,8 +183,13 @@ Deno.test("planGarbageCollection() keeps every object the kept points need", asy
   await t.step("a gap: deltas after it are never what keeps a point restorable", () => {
     const gap = all.filter((s) => !s.key.endsWith("/40.from-30.delta.zst"));
     const doomed = planGarbageCollection(gap, { keep: 1 }).map((s) => s.key).sort();
-    // Point 30 is the newest restorable one; the orphan delta 50 is newer and left alone.
-    assert.deepEqual(doomed, ["s/shardId-0/10.sqlite.zst", "s/shardId-0/20.from-10.delta.zst"]);
+    // Point 30 is the newest restorable one; the orphan delta 50 is newer and left alone (no
+    // chain reached it before either); the delta of point 30 goes with its base.
+    assert.deepEqual(doomed, [
+      "s/shardId-0/10.sqlite.zst",
+      "s/shardId-0/20.from-10.delta.zst",
+      "s/shardId-0/30.from-20.delta.zst",
+    ]);
   });
 });
 

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { basename, dirname, join } from "node:path";
 import { ShardSnapshotFinder } from "../finder.ts";
 import { assertSequenceNumber, type Snapshot } from "../snapshot.ts";
 import { type Logger, silentLogger } from "../logger.ts";
@@ -18,6 +19,11 @@ DIR/<stream>/<shard>/<sequence>.sqlite and prints its path: a full snapshot, the
 after it, each verified (SHA-256, contents against its key, each delta against the point it
 applies to). When DIR already holds an earlier point of the shard (an earlier download) and
 deltas lead on from it, only those deltas are fetched and that file is brought forward.
+
+DIR keeps one file per shard: the point downloaded last. The new file is written beside the
+old ones and renamed into place whole; only then are the shard's other point files there
+(<sequence>.sqlite, <sequence>.final.sqlite, with their -wal, -shm and -journal files)
+removed. Other files in DIR are left alone.
 
 Options:
   --stream NAME               the Kinesis stream (required)
@@ -84,7 +90,33 @@ export async function run(args: string[]): Promise<number> {
       );
     }
   }
+  await removeOtherPoints(snapshot.localFile);
   if (values.json) outJson({ ...snapshotJson(snapshot), localFile: snapshot.localFile });
   else out(snapshot.localFile);
   return 0;
+}
+
+/** A point's file as downloads name it, and the files SQLite keeps beside one. */
+const POINT_FILE = /^(0|[1-9][0-9]*)(\.final)?\.sqlite(-wal|-shm|-journal)?$/;
+
+/**
+ * Removes the shard's other point files from the folder `file` was just renamed into, so that
+ * `--out` holds one point per shard and earlier downloads do not pile up.
+ */
+async function removeOtherPoints(file: string): Promise<void> {
+  const dir = dirname(file);
+  const kept = basename(file);
+  const others: string[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    const match = POINT_FILE.exec(entry.name);
+    if (!entry.isFile || !match) continue;
+    if (entry.name.slice(0, entry.name.length - (match[3]?.length ?? 0)) === kept) continue;
+    others.push(join(dir, entry.name));
+  }
+  // Already gone (another download removed it first) is as good as removed.
+  await Promise.all(others.map((f) => Deno.remove(f).catch(ignoreNotFound)));
+}
+
+function ignoreNotFound(error: unknown): void {
+  if (!(error instanceof Deno.errors.NotFound)) throw error;
 }

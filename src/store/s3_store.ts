@@ -8,7 +8,7 @@
 import type { GetObjectCommandOutput, S3Client } from "@aws-sdk/client-s3";
 import type { S3ClientLike } from "../aws_client.ts";
 import { createReadStream } from "node:fs";
-import { InvalidArgumentError } from "../errors.ts";
+import { ConfigurationError, InvalidArgumentError } from "../errors.ts";
 import {
   type DeleteOptions,
   type DownloadOptions,
@@ -132,7 +132,9 @@ export class S3SnapshotStore implements SnapshotStore {
           ExpectedBucketOwner: this.#options.expectedBucketOwner,
         }),
         { abortSignal: options?.signal },
-      );
+      ).catch((error) => {
+        throw this.#missingBucket(error, `list s3://${this.bucket}/${this.prefix + prefix}`);
+      });
       for (const object of page.Contents ?? []) {
         if (!object.Key?.startsWith(this.prefix)) continue;
         yield {
@@ -194,7 +196,7 @@ export class S3SnapshotStore implements SnapshotStore {
       ) {
         throw new ObjectExistsError(key, { cause: error });
       }
-      throw error;
+      throw this.#missingBucket(error, `upload s3://${this.bucket}/${this.prefix + key}`);
     } finally {
       options.signal?.removeEventListener("abort", onAbort);
     }
@@ -265,6 +267,18 @@ export class S3SnapshotStore implements SnapshotStore {
         ExpectedBucketOwner: this.#options.expectedBucketOwner,
       }),
       { abortSignal: signal },
+    ).catch((error) => {
+      throw this.#missingBucket(error, `download s3://${this.bucket}/${this.prefix + key}`);
+    });
+  }
+
+  /** A missing bucket as an error naming it; any other error as it is. */
+  #missingBucket(error: unknown, action: string): unknown {
+    if ((error as { name?: string })?.name !== "NoSuchBucket") return error;
+    return new ConfigurationError(
+      "bucket",
+      `Cannot ${action} as the bucket does not exist: current value is ${this.bucket}`,
+      { cause: error },
     );
   }
 
@@ -317,7 +331,9 @@ export class S3SnapshotStore implements SnapshotStore {
           ExpectedBucketOwner: this.#options.expectedBucketOwner,
         }),
         { abortSignal: options?.signal },
-      );
+      ).catch((error) => {
+        throw this.#missingBucket(error, `delete from s3://${this.bucket}/${this.prefix}`);
+      });
       const failed = result.Errors?.[0];
       if (failed) {
         throw new Error(

@@ -1,0 +1,90 @@
+/**
+ * What the CLI says when its environment is not set up: no AWS region, no credentials, an
+ * endpoint where nothing answers, a bucket that does not exist. Each ends in one line in the
+ * house style naming what is missing and how to set it, exit status 1, no stack trace. The
+ * CLI runs with exactly the cli task's permissions and an environment of our own (no AWS
+ * variables of the machine's, HOME an empty folder, so no shared config or credentials file).
+ */
+import assert from "node:assert/strict";
+import { permissionFlags, tasks } from "./support/cli.ts";
+import { createBucket, DENO } from "./support/emulators.ts";
+import { fromFileUrl } from "./support/paths.ts";
+import { sharedKinesisAndS3, SHARES_EMULATORS, uniqueName } from "./support/fixture.ts";
+
+const emulators = sharedKinesisAndS3("streambolt-cli-errors-");
+Deno.test.afterAll(() => emulators.stop());
+
+const ROOT = fromFileUrl(new URL("../", import.meta.url));
+
+interface Result {
+  code: number;
+  stderr: string;
+  stdout: string;
+}
+
+/** Deno's cache folder, so that the CLI finds its packages with HOME moved. */
+let denoDir: Promise<string> | undefined;
+function cacheDir(): Promise<string> {
+  return denoDir ??= (async () => {
+    const out = await new Deno.Command(DENO, { args: ["info", "--json"], stdout: "piped" })
+      .output();
+    return JSON.parse(new TextDecoder().decode(out.stdout)).denoDir;
+  })();
+}
+
+/** Runs the CLI in a fresh folder that is also HOME, with only `env` (and what Deno needs). */
+async function cli(env: Record<string, string>, ...args: string[]): Promise<Result> {
+  const { temp } = await emulators.get();
+  const home = await Deno.makeTempDir({ dir: temp });
+  const flags = permissionFlags((await tasks()).cli).map((f) =>
+    f.replaceAll(Deno.env.get("HOME") ?? "", home)
+  );
+  const output = await new Deno.Command(DENO, {
+    args: ["run", "--quiet", "--config", `${ROOT}deno.json`, ...flags, `${ROOT}cli.ts`, ...args],
+    cwd: home,
+    clearEnv: true,
+    env: {
+      PATH: Deno.env.get("PATH") ?? "",
+      DENO_DIR: await cacheDir(),
+      HOME: home,
+      NO_COLOR: "1",
+      // No instance metadata here: without this the credential chain waits for it to time out.
+      AWS_EC2_METADATA_DISABLED: "true",
+      ...env,
+    },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+/** Exit status 1, one line on stderr in the house style, naming each of `mentions`. */
+function oneLine(result: Result, ...mentions: string[]): void {
+  assert.equal(result.code, 1, `exit ${result.code}\nstdout: ${result.stdout}\n${result.stderr}`);
+  const lines = result.stderr.trim().split("\n");
+  assert.equal(lines.length, 1, `one line on stderr, got:\n${result.stderr}`);
+  assert.match(lines[0], /^streambolt: error: Cannot .+ as .+: current value is .+$/);
+  for (const m of mentions) assert.ok(lines[0].includes(m), `"${m}" in: ${lines[0]}`);
+  assert.doesNotMatch(result.stderr, /^\s+at /m, "no stack trace");
+}
+
+const KEYS = { AWS_ACCESS_KEY_ID: "test", AWS_SECRET_ACCESS_KEY: "test" };
+
+Deno.test("a bucket that does not exist is named", SHARES_EMULATORS, async () => {
+  const { s3, s3Emulator } = await emulators.get();
+  const bucket = uniqueName("there");
+  await createBucket(s3, bucket); // the emulator answers; the bucket asked for is another
+  const env = { ...KEYS, AWS_REGION: "us-east-1", AWS_ENDPOINT_URL_S3: s3Emulator.endpoint };
+  oneLine(
+    await cli(env, "list", "--stream", "orders", "--store", "s3://not-there-1/snaps"),
+    "Cannot list s3://not-there-1/snaps/orders/",
+    "the bucket does not exist",
+    "current value is not-there-1",
+  );
+});
