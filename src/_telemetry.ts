@@ -5,7 +5,7 @@
  * neither, the API's no-op provider takes every call and nothing is exported.
  *
  * Metric names follow the semantic-convention style (`streambolt.<thing>.<measure>`, units
- * set); README "Operating" lists them.
+ * set); docs/operating.md lists them.
  *
  * @module
  */

@@ -118,7 +118,7 @@ try {
   say("  deno task cli status --stream demo-events --store ./demo-snapshots --max-age 15m");
   say("  deno task cli gc --stream demo-events --store ./demo-snapshots --keep 3 --dry-run");
   say("  deno task cli inspect demo-local/demo-events/*/*.sqlite");
-  say("metrics and traces: set OTEL_DENO=true and OTEL_EXPORTER_OTLP_ENDPOINT (README, Operating)");
+  say("metrics and traces: set OTEL_DENO=true and OTEL_EXPORTER_OTLP_ENDPOINT (docs/operating.md)");
 } finally {
   kinesis.destroy();
   await emulator.stop();
