@@ -88,3 +88,43 @@ Deno.test("a bucket that does not exist is named", SHARES_EMULATORS, async () =>
     "current value is not-there-1",
   );
 });
+
+/** A port on 127.0.0.1 where nothing listens (just closed). */
+function closedPort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** The Kinesis command and the S3 one each case runs. */
+const KINESIS = ["snapshot", "--stream", "orders", "--store", "snaps"];
+const S3 = ["list", "--stream", "orders", "--store", "s3://some-bucket/snaps"];
+
+Deno.test("no AWS region: one line saying how to set it", SHARES_EMULATORS, async () => {
+  oneLine(await cli(KEYS, ...KINESIS), "Cannot reach Kinesis", "no AWS region", "AWS_REGION");
+  oneLine(await cli(KEYS, ...S3), "Cannot reach S3", "no AWS region", "AWS_REGION");
+});
+
+Deno.test("no AWS credentials: one line saying how to set them", SHARES_EMULATORS, async () => {
+  const env = { AWS_REGION: "eu-west-1" };
+  oneLine(await cli(env, ...KINESIS), "Cannot reach Kinesis", "credentials", "AWS_ACCESS_KEY_ID");
+  oneLine(await cli(env, ...S3), "Cannot reach S3", "credentials", "AWS_ACCESS_KEY_ID");
+});
+
+Deno.test("an endpoint where nothing answers is named", SHARES_EMULATORS, async () => {
+  const endpoint = `http://127.0.0.1:${closedPort()}`;
+  const env = { ...KEYS, AWS_REGION: "eu-west-1" };
+  oneLine(
+    await cli({ ...env, AWS_ENDPOINT_URL_KINESIS: endpoint }, ...KINESIS),
+    "Cannot reach Kinesis",
+    "AWS_ENDPOINT_URL_KINESIS",
+    `current value is ${endpoint}`,
+  );
+  oneLine(
+    await cli({ ...env, AWS_ENDPOINT_URL_S3: endpoint }, ...S3),
+    "Cannot reach S3",
+    "AWS_ENDPOINT_URL_S3",
+    `current value is ${endpoint}`,
+  );
+});
