@@ -6,66 +6,21 @@
  * variables of the machine's, HOME an empty folder, so no shared config or credentials file).
  */
 import assert from "node:assert/strict";
-import { permissionFlags, tasks } from "./support/cli.ts";
-import { createBucket, DENO } from "./support/emulators.ts";
-import { fromFileUrl } from "./support/paths.ts";
+import { type CleanResult, runCliCleanEnv } from "./support/clean_cli.ts";
+import { createBucket } from "./support/emulators.ts";
 import { sharedKinesisAndS3, SHARES_EMULATORS, uniqueName } from "./support/fixture.ts";
 
 const emulators = sharedKinesisAndS3("streambolt-cli-errors-");
 Deno.test.afterAll(() => emulators.stop());
 
-const ROOT = fromFileUrl(new URL("../", import.meta.url));
-
-interface Result {
-  code: number;
-  stderr: string;
-  stdout: string;
-}
-
-/** Deno's cache folder, so that the CLI finds its packages with HOME moved. */
-let denoDir: Promise<string> | undefined;
-function cacheDir(): Promise<string> {
-  return denoDir ??= (async () => {
-    const out = await new Deno.Command(DENO, { args: ["info", "--json"], stdout: "piped" })
-      .output();
-    return JSON.parse(new TextDecoder().decode(out.stdout)).denoDir;
-  })();
-}
-
 /** Runs the CLI in a fresh folder that is also HOME, with only `env` (and what Deno needs). */
-async function cli(env: Record<string, string>, ...args: string[]): Promise<Result> {
+async function cli(env: Record<string, string>, ...args: string[]): Promise<CleanResult> {
   const { temp } = await emulators.get();
-  const home = await Deno.makeTempDir({ dir: temp });
-  const flags = permissionFlags((await tasks()).cli).map((f) =>
-    f.replaceAll(Deno.env.get("HOME") ?? "", home)
-  );
-  const output = await new Deno.Command(DENO, {
-    args: ["run", "--quiet", "--config", `${ROOT}deno.json`, ...flags, `${ROOT}cli.ts`, ...args],
-    cwd: home,
-    clearEnv: true,
-    env: {
-      PATH: Deno.env.get("PATH") ?? "",
-      DENO_DIR: await cacheDir(),
-      HOME: home,
-      NO_COLOR: "1",
-      // No instance metadata here: without this the credential chain waits for it to time out.
-      AWS_EC2_METADATA_DISABLED: "true",
-      ...env,
-    },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+  return await runCliCleanEnv(args, { home: await Deno.makeTempDir({ dir: temp }), env });
 }
 
 /** Exit status 1, one line on stderr in the house style, naming each of `mentions`. */
-function oneLine(result: Result, ...mentions: string[]): void {
+function oneLine(result: CleanResult, ...mentions: string[]): void {
   assert.equal(result.code, 1, `exit ${result.code}\nstdout: ${result.stdout}\n${result.stderr}`);
   const lines = result.stderr.trim().split("\n");
   assert.equal(lines.length, 1, `one line on stderr, got:\n${result.stderr}`);
