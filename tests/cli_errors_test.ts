@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { type CleanResult, runCliCleanEnv } from "./support/clean_cli.ts";
+import { isRetryable } from "../src/kinesis/_retry.ts";
 import { createBucket } from "./support/emulators.ts";
 import { sharedKinesisAndS3, SHARES_EMULATORS, uniqueName } from "./support/fixture.ts";
 
@@ -82,4 +83,18 @@ Deno.test("an endpoint where nothing answers is named", SHARES_EMULATORS, async 
     "AWS_ENDPOINT_URL_S3",
     `current value is ${endpoint}`,
   );
+});
+
+Deno.test("a missing region or missing credentials are not retried", () => {
+  // Retrying them only delays the one line (by about 10 s of backoff for a Kinesis call).
+  assert.equal(isRetryable(new Error("Region is missing")), false);
+  const credentials = Object.assign(new Error("Could not load credentials from any providers"), {
+    name: "CredentialsProviderError",
+  });
+  assert.equal(isRetryable(credentials), false);
+  // A connection refused may be an endpoint restarting: still retried.
+  const refused = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), {
+    code: "ECONNREFUSED",
+  });
+  assert.equal(isRetryable(refused), true);
 });
