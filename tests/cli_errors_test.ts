@@ -6,7 +6,7 @@
  * variables of the machine's, HOME an empty folder, so no shared config or credentials file).
  */
 import assert from "node:assert/strict";
-import { type CleanResult, runCliCleanEnv } from "./support/clean_cli.ts";
+import { type CleanResult, closedPort, runCliCleanEnv } from "./support/clean_cli.ts";
 import { isRetryable } from "../src/kinesis/_retry.ts";
 import { createBucket } from "./support/emulators.ts";
 import { sharedKinesisAndS3, SHARES_EMULATORS, uniqueName } from "./support/fixture.ts";
@@ -44,14 +44,6 @@ Deno.test("a bucket that does not exist is named", SHARES_EMULATORS, async () =>
     "current value is not-there-1",
   );
 });
-
-/** A port on 127.0.0.1 where nothing listens (just closed). */
-function closedPort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
 
 /** The Kinesis command and the S3 one each case runs. */
 const KINESIS = ["snapshot", "--stream", "orders", "--store", "snaps"];

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { runCli } from "./support/cli.ts";
-import { type CleanResult, runCliCleanEnv } from "./support/clean_cli.ts";
+import { type CleanResult, closedPort, runCliCleanEnv } from "./support/clean_cli.ts";
 import { makeRecords, putRecords } from "./support/data.ts";
 import { createStream } from "./support/emulators.ts";
 import { sharedKinesis, SHARES_EMULATORS, uniqueName } from "./support/fixture.ts";
@@ -27,13 +27,6 @@ async function snapshotted(): Promise<{ stream: string; dir: string }> {
   });
   assert.equal(made.code, 0, made.stderr);
   return { stream, dir };
-}
-
-function closedPort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
 }
 
 /** The stderr lines that are warnings (text format, not a terminal). */

@@ -65,3 +65,11 @@ export async function runCliCleanEnv(
     stderr: decoder.decode(output.stderr),
   };
 }
+
+/** A port on 127.0.0.1 where nothing listens (just closed). */
+export function closedPort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
