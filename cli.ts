@@ -22,7 +22,7 @@
  * @module
  */
 import denoJson from "./deno.json" with { type: "json" };
-import { isUsageError, out } from "./src/cli/_common.ts";
+import { explainError, isUsageError, out } from "./src/cli/_common.ts";
 import { useLogFormatOf, writeError } from "./src/cli/_log.ts";
 
 /** The version of this CLI. */
@@ -104,7 +104,7 @@ export async function main(args: string[]): Promise<number> {
     }
     return await (await entry.load()).run(rest);
   } catch (error) {
-    writeError(error, args.includes("--verbose") || args.includes("-v"));
+    writeError(explainError(error), args.includes("--verbose") || args.includes("-v"));
     return isUsageError(error) ? 2 : 1;
   }
 }

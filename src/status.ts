@@ -9,12 +9,15 @@
  * reads the first record after it (one GetShardIterator and one GetRecords of one record), and
  * passes the shard when none waits, or when the first one arrived less than `maxAgeMs` ago.
  *
+ * Without a Kinesis client, the check reports what the store alone knows (see
+ * {@linkcode StreamStatus.kinesis}).
+ *
  * @module
  */
 import type { KinesisClientLike } from "./aws_client.ts";
-import { kinesisSdk } from "./kinesis/_sdk.ts";
 import { listStreamShards, type StreamShard } from "./kinesis/list_shards.ts";
 import { streamRetentionHours } from "./kinesis/retention.ts";
+import { type WaitingRecords, waitingRecords } from "./kinesis/waiting_records.ts";
 import { planRestore } from "./_restore.ts";
 import { listShardSnapshots } from "./_snapshot_io.ts";
 import { InvalidArgumentError } from "./errors.ts";
@@ -40,7 +43,8 @@ export type StatusProblem = "missing" | "stale" | "retention";
 export interface ShardStatus {
   /** The shard id. */
   shardId: string;
-  /** True when the shard was closed by a reshard. */
+  /** True when the shard was closed by a reshard. Without Kinesis, true only for a shard
+   * whose point is final (a closed shard whose producer has not finished it shows open). */
   closed: boolean;
   /** The shards this one continues (after a split or merge). */
   parentShards: string[];
@@ -98,8 +102,13 @@ export interface StreamStatus {
   checkedAt: Date;
   /** The age above which an open shard's snapshot is stale, in ms. */
   maxAgeMs: number;
-  /** The stream's retention period, in hours. */
-  retentionHours: number;
+  /** Whether Kinesis was asked. Without it, the shards are those the store holds objects of
+   * (a shard with none is not listed, so none is `missing`), `closed` is known only for final
+   * points, no point is judged at risk of the retention, and an old point is `stale` (whether
+   * records wait after it is unknown). */
+  kinesis: boolean;
+  /** The stream's retention period, in hours; `undefined` without Kinesis. */
+  retentionHours?: number;
   /** One row per shard, in the order Kinesis lists them (parents before children). */
   shards: ShardStatus[];
   /** True when no shard has a problem. */
@@ -110,8 +119,9 @@ export interface StreamStatus {
 export interface StreamStatusOptions {
   /** The Kinesis client (a `KinesisClient`): ListShards, DescribeStreamSummary, and for an
    * open shard with an old snapshot GetShardIterator and GetRecords. Its own retries (the
-   * SDK's `maxAttempts`) are the retry budget of each call: the check adds none. */
-  kinesis: KinesisClientLike;
+   * SDK's `maxAttempts`) are the retry budget of each call: the check adds none. Left out,
+   * the check reads the store alone (see {@linkcode StreamStatus.kinesis}). */
+  kinesis?: KinesisClientLike;
   /** Where the snapshots are. Without {@linkcode SnapshotStore.head}, the fields that come
    * from object metadata are `undefined`. */
   store: SnapshotStore;
@@ -169,14 +179,16 @@ export async function streamStatus(options: StreamStatusOptions): Promise<Stream
       `Cannot check status as the maximum age must be a number of ms of at least 0: current value is ${maxAgeMs}`,
     );
   }
-  const [[shards, retentionHours], objects] = await Promise.all([
-    // ListShards first: it names a stream that does not exist as such.
-    listStreamShards(kinesis, stream, { signal }).then(async (shards) =>
-      [shards, await streamRetentionHours(kinesis, stream, signal)] as const
-    ),
+  const [known, objects] = await Promise.all([
+    kinesis ? kinesisShards(kinesis, stream, signal) : undefined,
     listShardSnapshots(store, stream, undefined, "", signal),
   ]);
-  const limits = { checkedAt: options.now ?? new Date(), maxAgeMs, retentionHours };
+  const shards = known?.shards ?? storeShards(objects);
+  const limits = {
+    checkedAt: options.now ?? new Date(),
+    maxAgeMs,
+    retentionHours: known?.retentionHours,
+  };
   const limit = options.concurrency ?? 8;
   const points = await mapLimited(shards, limit, async (shard) => {
     const point = newestPoint(objects, shard.shardId);
@@ -185,19 +197,43 @@ export async function streamStatus(options: StreamStatusOptions): Promise<Stream
   });
   const rows = await mapLimited(points, limit, async ({ shard, point, head }) => {
     const row = shardStatus(shard, point, head, limits);
-    if (!row.problems.includes("stale")) return row;
+    if (!kinesis || !row.problems.includes("stale")) return row;
     // Old, but perhaps complete: is anything waiting after it?
-    const waiting = await firstWaiting(kinesis, stream, shard.shardId, point!.target, signal);
+    const { sequenceNumber } = point!.target;
+    const after = sequenceNumber === BOOTSTRAP_SEQUENCE ? undefined : sequenceNumber;
+    const waiting = await waitingRecords(kinesis, stream, shard.shardId, after, signal);
     return shardStatus(shard, point, head, limits, waiting);
   });
   return {
     stream,
     checkedAt: limits.checkedAt,
     maxAgeMs,
-    retentionHours,
+    kinesis: kinesis !== undefined,
+    retentionHours: known?.retentionHours,
     shards: rows,
     ok: rows.every((r) => r.problems.length === 0),
   };
+}
+
+/** What a row needs of a shard. */
+type ShardInfo = Pick<StreamShard, "shardId" | "closed" | "parentShards">;
+
+/** The shards Kinesis lists (parents before children), and the stream's retention. */
+async function kinesisShards(
+  kinesis: KinesisClientLike,
+  stream: string,
+  signal?: AbortSignal,
+): Promise<{ shards: ShardInfo[]; retentionHours: number }> {
+  // ListShards first: it names a stream that does not exist as such.
+  const shards = await listStreamShards(kinesis, stream, { signal });
+  return { shards, retentionHours: await streamRetentionHours(kinesis, stream, signal) };
+}
+
+/** Without Kinesis: the shards the store holds objects of, by id; closed when known final
+ * (see {@linkcode shardStatus}). */
+function storeShards(objects: Snapshot[]): ShardInfo[] {
+  return [...new Set(objects.map((s) => s.shardId))].sort()
+    .map((shardId) => ({ shardId, closed: false, parentShards: [] }));
 }
 
 /** A shard's newest restorable point: its newest object and the deltas on the way. */
@@ -216,13 +252,8 @@ function newestPoint(objects: Snapshot[], shardId: string): Point | undefined {
 interface Limits {
   checkedAt: Date;
   maxAgeMs: number;
-  retentionHours: number;
-}
-
-/** What waits in an open shard after its point (see {@linkcode firstWaiting}). */
-interface Waiting {
-  recordsWaiting: boolean;
-  waitingSince?: Date;
+  /** Unknown without Kinesis: then no point is judged at risk. */
+  retentionHours?: number;
 }
 
 /**
@@ -230,19 +261,24 @@ interface Waiting {
  * is stale until `waiting` (what Kinesis holds after it) says otherwise.
  */
 function shardStatus(
-  shard: StreamShard,
+  shard: ShardInfo,
   point: Point | undefined,
   head: HeadResult | undefined,
   limits: Limits,
-  waiting?: Waiting,
+  waiting?: WaitingRecords,
 ): ShardStatus {
-  const base = { shardId: shard.shardId, closed: shard.closed, parentShards: shard.parentShards };
+  // A final point is a closed shard's, whether or not Kinesis was asked.
+  const base = {
+    shardId: shard.shardId,
+    closed: shard.closed || Boolean(point?.target.final),
+    parentShards: shard.parentShards,
+  };
   if (!point) {
     return {
       ...base,
       final: false,
       retentionAtRisk: false,
-      problems: shard.closed ? [] : ["missing"],
+      problems: base.closed ? [] : ["missing"],
     };
   }
   const { target } = point;
@@ -254,10 +290,9 @@ function shardStatus(
   const ageMs = since(lastModified);
   const trailMs = target.final ? undefined : since(lastArrivalAt);
   const reference = since(lastArrivalAt ?? lastModified);
-  const retentionAtRisk = !target.final && target.sequenceNumber !== BOOTSTRAP_SEQUENCE &&
-    reference !== undefined && reference > (limits.retentionHours * HOUR_MS) / 2;
+  const retentionAtRisk = atRisk(target, reference, limits.retentionHours);
   const waited = since(waiting?.waitingSince);
-  const stale = !shard.closed && (ageMs === undefined || ageMs > limits.maxAgeMs) &&
+  const stale = !base.closed && (ageMs === undefined || ageMs > limits.maxAgeMs) &&
     (!waiting || (waiting.recordsWaiting && (waited === undefined || waited > limits.maxAgeMs)));
   return {
     ...base,
@@ -286,43 +321,16 @@ function shardStatus(
   };
 }
 
-/** Empty pages (a sparse stretch of the shard) read before saying "something waits". */
-const MAX_EMPTY_PAGES = 3;
-
-/**
- * Whether a record waits in a shard after a point, and when the first one arrived: one
- * GetShardIterator and one GetRecords of one record (a few more only across empty pages).
- */
-async function firstWaiting(
-  kinesis: KinesisClientLike,
-  stream: string,
-  shardId: string,
-  point: Snapshot,
-  signal?: AbortSignal,
-): Promise<Waiting> {
-  const { GetRecordsCommand, GetShardIteratorCommand } = await kinesisSdk();
-  const start = point.sequenceNumber === BOOTSTRAP_SEQUENCE
-    ? { ShardIteratorType: "TRIM_HORIZON" as const }
-    : {
-      ShardIteratorType: "AFTER_SEQUENCE_NUMBER" as const,
-      StartingSequenceNumber: point.sequenceNumber,
-    };
-  let iterator = (await kinesis.send(
-    new GetShardIteratorCommand({ StreamName: stream, ShardId: shardId, ...start }),
-    { abortSignal: signal },
-  )).ShardIterator;
-  for (let page = 0; iterator && page < MAX_EMPTY_PAGES; page++) {
-    const out = await kinesis.send(
-      new GetRecordsCommand({ ShardIterator: iterator, Limit: 1 }),
-      { abortSignal: signal },
-    );
-    const first = out.Records?.[0];
-    if (first) return { recordsWaiting: true, waitingSince: first.ApproximateArrivalTimestamp };
-    if (!out.MillisBehindLatest) return { recordsWaiting: false };
-    iterator = out.NextShardIterator;
-  }
-  // Still behind the tip after empty pages: records wait further on.
-  return { recordsWaiting: Boolean(iterator) };
+/** Whether a point that is not final is older (`reference`, in ms) than half the retention;
+ * never when the retention is unknown. */
+function atRisk(
+  target: Snapshot,
+  reference: number | undefined,
+  retentionHours: number | undefined,
+): boolean {
+  return !target.final && target.sequenceNumber !== BOOTSTRAP_SEQUENCE &&
+    reference !== undefined && retentionHours !== undefined &&
+    reference > (retentionHours * HOUR_MS) / 2;
 }
 
 function countOf(text: string | undefined): number | undefined {

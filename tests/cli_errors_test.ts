@@ -6,66 +6,22 @@
  * variables of the machine's, HOME an empty folder, so no shared config or credentials file).
  */
 import assert from "node:assert/strict";
-import { permissionFlags, tasks } from "./support/cli.ts";
-import { createBucket, DENO } from "./support/emulators.ts";
-import { fromFileUrl } from "./support/paths.ts";
+import { type CleanResult, closedPort, runCliCleanEnv } from "./support/clean_cli.ts";
+import { isRetryable } from "../src/kinesis/_retry.ts";
+import { createBucket } from "./support/emulators.ts";
 import { sharedKinesisAndS3, SHARES_EMULATORS, uniqueName } from "./support/fixture.ts";
 
 const emulators = sharedKinesisAndS3("streambolt-cli-errors-");
 Deno.test.afterAll(() => emulators.stop());
 
-const ROOT = fromFileUrl(new URL("../", import.meta.url));
-
-interface Result {
-  code: number;
-  stderr: string;
-  stdout: string;
-}
-
-/** Deno's cache folder, so that the CLI finds its packages with HOME moved. */
-let denoDir: Promise<string> | undefined;
-function cacheDir(): Promise<string> {
-  return denoDir ??= (async () => {
-    const out = await new Deno.Command(DENO, { args: ["info", "--json"], stdout: "piped" })
-      .output();
-    return JSON.parse(new TextDecoder().decode(out.stdout)).denoDir;
-  })();
-}
-
 /** Runs the CLI in a fresh folder that is also HOME, with only `env` (and what Deno needs). */
-async function cli(env: Record<string, string>, ...args: string[]): Promise<Result> {
+async function cli(env: Record<string, string>, ...args: string[]): Promise<CleanResult> {
   const { temp } = await emulators.get();
-  const home = await Deno.makeTempDir({ dir: temp });
-  const flags = permissionFlags((await tasks()).cli).map((f) =>
-    f.replaceAll(Deno.env.get("HOME") ?? "", home)
-  );
-  const output = await new Deno.Command(DENO, {
-    args: ["run", "--quiet", "--config", `${ROOT}deno.json`, ...flags, `${ROOT}cli.ts`, ...args],
-    cwd: home,
-    clearEnv: true,
-    env: {
-      PATH: Deno.env.get("PATH") ?? "",
-      DENO_DIR: await cacheDir(),
-      HOME: home,
-      NO_COLOR: "1",
-      // No instance metadata here: without this the credential chain waits for it to time out.
-      AWS_EC2_METADATA_DISABLED: "true",
-      ...env,
-    },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+  return await runCliCleanEnv(args, { home: await Deno.makeTempDir({ dir: temp }), env });
 }
 
 /** Exit status 1, one line on stderr in the house style, naming each of `mentions`. */
-function oneLine(result: Result, ...mentions: string[]): void {
+function oneLine(result: CleanResult, ...mentions: string[]): void {
   assert.equal(result.code, 1, `exit ${result.code}\nstdout: ${result.stdout}\n${result.stderr}`);
   const lines = result.stderr.trim().split("\n");
   assert.equal(lines.length, 1, `one line on stderr, got:\n${result.stderr}`);
@@ -87,4 +43,50 @@ Deno.test("a bucket that does not exist is named", SHARES_EMULATORS, async () =>
     "the bucket does not exist",
     "current value is not-there-1",
   );
+});
+
+/** The Kinesis command and the S3 one each case runs. */
+const KINESIS = ["snapshot", "--stream", "orders", "--store", "snaps"];
+const S3 = ["list", "--stream", "orders", "--store", "s3://some-bucket/snaps"];
+
+Deno.test("no AWS region: one line saying how to set it", SHARES_EMULATORS, async () => {
+  oneLine(await cli(KEYS, ...KINESIS), "Cannot reach Kinesis", "no AWS region", "AWS_REGION");
+  oneLine(await cli(KEYS, ...S3), "Cannot reach S3", "no AWS region", "AWS_REGION");
+});
+
+Deno.test("no AWS credentials: one line saying how to set them", SHARES_EMULATORS, async () => {
+  const env = { AWS_REGION: "eu-west-1" };
+  oneLine(await cli(env, ...KINESIS), "Cannot reach Kinesis", "credentials", "AWS_ACCESS_KEY_ID");
+  oneLine(await cli(env, ...S3), "Cannot reach S3", "credentials", "AWS_ACCESS_KEY_ID");
+});
+
+Deno.test("an endpoint where nothing answers is named", SHARES_EMULATORS, async () => {
+  const endpoint = `http://127.0.0.1:${closedPort()}`;
+  const env = { ...KEYS, AWS_REGION: "eu-west-1" };
+  oneLine(
+    await cli({ ...env, AWS_ENDPOINT_URL_KINESIS: endpoint }, ...KINESIS),
+    "Cannot reach Kinesis",
+    "AWS_ENDPOINT_URL_KINESIS",
+    `current value is ${endpoint}`,
+  );
+  oneLine(
+    await cli({ ...env, AWS_ENDPOINT_URL_S3: endpoint }, ...S3),
+    "Cannot reach S3",
+    "AWS_ENDPOINT_URL_S3",
+    `current value is ${endpoint}`,
+  );
+});
+
+Deno.test("a missing region or missing credentials are not retried", () => {
+  // Retrying them only delays the one line (by about 10 s of backoff for a Kinesis call).
+  assert.equal(isRetryable(new Error("Region is missing")), false);
+  const credentials = Object.assign(new Error("Could not load credentials from any providers"), {
+    name: "CredentialsProviderError",
+  });
+  assert.equal(isRetryable(credentials), false);
+  // A connection refused may be an endpoint restarting: still retried.
+  const refused = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), {
+    code: "ECONNREFUSED",
+  });
+  assert.equal(isRetryable(refused), true);
 });

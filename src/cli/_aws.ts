@@ -9,6 +9,7 @@
 import { KinesisClient } from "@aws-sdk/client-kinesis";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
+import { type AwsService, noteService } from "./_common.ts";
 
 function handler(): NodeHttpHandler {
   // A request timeout that throws, so a stalled call is retried instead of hanging.
@@ -26,7 +27,37 @@ function handler(): NodeHttpHandler {
  * with `maxAttempts`.
  */
 export function makeKinesisClient(maxAttempts = 1): KinesisClient {
-  return new KinesisClient({ requestHandler: handler(), maxAttempts });
+  return noteErrorsOf(new KinesisClient({ requestHandler: handler(), maxAttempts }), "Kinesis");
+}
+
+/** The part of a client's middleware stack used here. */
+interface WithMiddleware {
+  middlewareStack: {
+    add(
+      middleware: (next: (args: never) => Promise<unknown>) => (args: never) => Promise<unknown>,
+      options: { step: "initialize"; priority: "high"; name: string },
+    ): void;
+  };
+}
+
+/**
+ * Notes the service of every error a call of the client ends with (region and credentials
+ * are resolved, and connections made, inside the middleware stack), so that the CLI's one
+ * line can say which service it could not reach.
+ */
+function noteErrorsOf<C>(client: C, service: AwsService): C {
+  (client as unknown as WithMiddleware).middlewareStack.add(
+    (next) => async (args) => {
+      try {
+        return await next(args);
+      } catch (error) {
+        noteService(error, service);
+        throw error;
+      }
+    },
+    { step: "initialize", priority: "high", name: "streamboltNoteService" },
+  );
+  return client;
 }
 
 /** Whether an endpoint URL names an IP address or localhost (no virtual-host buckets there). */
@@ -48,10 +79,13 @@ export function needsPathStyle(endpoint: string | undefined): boolean {
 export async function makeS3Client(pathStyle?: boolean): Promise<S3Client> {
   const { S3Client } = await import("@aws-sdk/client-s3");
   const endpoint = Deno.env.get("AWS_ENDPOINT_URL_S3") ?? Deno.env.get("AWS_ENDPOINT_URL");
-  return new S3Client({
-    requestHandler: handler(),
-    maxAttempts: 10,
-    retryMode: "standard",
-    forcePathStyle: pathStyle || needsPathStyle(endpoint),
-  });
+  return noteErrorsOf(
+    new S3Client({
+      requestHandler: handler(),
+      maxAttempts: 10,
+      retryMode: "standard",
+      forcePathStyle: pathStyle || needsPathStyle(endpoint),
+    }),
+    "S3",
+  );
 }

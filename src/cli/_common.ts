@@ -5,7 +5,7 @@
  * @module
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { InvalidArgumentError } from "../errors.ts";
+import { ConfigurationError, InvalidArgumentError } from "../errors.ts";
 import { assertName } from "../snapshot.ts";
 
 /** A mistake in how the CLI was called; exits with status 2. */
@@ -202,4 +202,106 @@ export function shardArg(
 ): string | undefined {
   if (!needed && values.shard === undefined) return undefined;
   return assertName("shard", required(values, "shard", command));
+}
+
+/** An AWS service the CLI calls. */
+export type AwsService = "Kinesis" | "S3";
+
+const services = new WeakMap<object, AwsService>();
+
+/** Notes that `error` came from a call to `service` (the CLI's clients note each, in _aws.ts). */
+export function noteService(error: unknown, service: AwsService): void {
+  if (typeof error === "object" && error !== null) services.set(error, service);
+}
+
+/** The service an error (or an error it wraps, as `cause`) came from, when noted. */
+export function serviceOf(error: unknown): AwsService | undefined {
+  for (const e of causes(error)) {
+    const service = services.get(e);
+    if (service) return service;
+  }
+  return undefined;
+}
+
+/** `error`, then its `cause`, and so on (at most 10 deep). */
+function causes(error: unknown): object[] {
+  const chain: object[] = [];
+  for (let e = error; typeof e === "object" && e !== null && chain.length < 10;) {
+    chain.push(e);
+    e = (e as { cause?: unknown }).cause;
+  }
+  return chain;
+}
+
+/** How a connection that never got an answer shows in Node's errors. */
+const UNREACHABLE = /\b(ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN)\b/;
+
+/**
+ * An error of the AWS SDK that means the environment is not set up (no region, no
+ * credentials, an endpoint where nothing answers or that does not answer in time) as a
+ * {@linkcode ConfigurationError} naming what is missing and how to set it; a
+ * `ConfigurationError` anywhere in the `cause` chain as it is; any other error unchanged.
+ */
+export function explainError(error: unknown): unknown {
+  const service = serviceOf(error);
+  for (const e of causes(error)) {
+    if (e instanceof ConfigurationError) return e;
+    const explained = explainOne(e as Error & { code?: string }, service);
+    if (explained) return explained;
+  }
+  return error;
+}
+
+function explainOne(
+  e: Error & { code?: string },
+  service: AwsService | undefined,
+): ConfigurationError | undefined {
+  const what = service ?? "AWS";
+  const message = String(e.message ?? "");
+  const options = { cause: e };
+  if (/^Region is missing|^Invalid region/.test(message)) {
+    return new ConfigurationError(
+      "region",
+      `Cannot reach ${what} as no AWS region is set (set AWS_REGION, or a region for the profile in ~/.aws/config): current value is ${
+        JSON.stringify(env("AWS_REGION") ?? "")
+      }`,
+      options,
+    );
+  }
+  if (e.name === "CredentialsProviderError" || /^Could not load credentials/.test(message)) {
+    return new ConfigurationError(
+      "credentials",
+      `Cannot reach ${what} as no AWS credentials were found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE for a profile in ~/.aws, or run with an instance, task or pod role): current value is profile ${
+        JSON.stringify(env("AWS_PROFILE") ?? "default")
+      }`,
+      options,
+    );
+  }
+  const unreachable = UNREACHABLE.test(e.code ?? "") || UNREACHABLE.test(message);
+  const timedOut = e.name === "TimeoutError" || e.code === "ETIMEDOUT";
+  if (!unreachable && !timedOut) return undefined;
+  const variable = service ? `AWS_ENDPOINT_URL_${service.toUpperCase()}` : "AWS_ENDPOINT_URL";
+  const endpoint = (service && env(variable)) ?? env("AWS_ENDPOINT_URL");
+  const reason = unreachable
+    ? "nothing answers at its endpoint"
+    : "its endpoint did not answer in time";
+  const fix = endpoint
+    ? `set ${variable} to an endpoint that answers, or unset it to use AWS's`
+    : `check the network, a proxy, and AWS_REGION, or set ${variable}`;
+  return new ConfigurationError(
+    "endpoint",
+    `Cannot reach ${what} as ${reason} (${fix}): current value is ${
+      endpoint ?? `the endpoint of region ${JSON.stringify(env("AWS_REGION") ?? "")}`
+    }`,
+    options,
+  );
+}
+
+/** An environment variable, `undefined` when unset, empty or not readable. */
+function env(name: string): string | undefined {
+  try {
+    return Deno.env.get(name) || undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -26,7 +26,9 @@ export const HELP = `Usage: streambolt gc --stream NAME --store URL --keep N [op
 
 Deletes old snapshots, keeping the newest N restorable points of every shard and every object
 their restore needs (a full snapshot and the deltas after it). The newest point of a shard
-always stays restorable.
+always stays restorable. A delta whose base the deletion removes (one written beside a full
+snapshot of the same point, say) goes too: no chain could reach it again. --dry-run groups
+each delta with the chain of its base; "no base (gap)" marks deltas no chain reached before.
 
 Options:
   --stream NAME               the Kinesis stream (required)

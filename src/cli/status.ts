@@ -16,8 +16,11 @@ import {
   streamArg,
 } from "./_common.ts";
 import { makeKinesisClient } from "./_aws.ts";
+import { ConfigurationError } from "../errors.ts";
+import { explainError, serviceOf } from "./_common.ts";
 import { type CliLogger, cliLogger } from "./_log.ts";
 import { openCliStore, STORE_HELP, STORE_OPTIONS } from "./_store.ts";
+import type { SnapshotStore } from "../store/snapshot_store.ts";
 
 /** Help for the command. */
 export const HELP = `Usage: streambolt status --stream NAME --store URL [--max-age 15m] [--json]
@@ -43,6 +46,14 @@ A producer publishes nothing when no records are new, so an idle shard's snapsho
 while complete: for an open shard whose snapshot is older than --max-age, status reads the
 first record after it (GetShardIterator, then GetRecords of one record) and passes the shard
 when none waits (CHECK "ok (idle)") or when it arrived less than --max-age ago.
+
+When Kinesis cannot be reached (no AWS region or credentials set, nothing answering at its
+endpoint), status reports what the store alone knows: the shards it holds snapshots of, with
+their points, kinds, chains, ages and TRAIL (from the snapshots' metadata). STATE (unless the
+point is final) and RETENTION show "?", one warning line on stderr says why and how to set
+Kinesis up, and the exit status follows the rules above on what the store can tell: a point
+older than --max-age fails (whether records wait after it cannot be asked), a shard with no
+snapshot at all is not seen. In --json, "kinesis" is false and unknown fields are null.
 
 Options:
   --stream NAME               the Kinesis stream (required)
@@ -98,20 +109,43 @@ export async function run(args: string[]): Promise<number> {
   const { values, stream, maxAgeMs } = parsed;
   const store = await openCliStore(values, "status");
   const logger = cliLogger({ quiet: values.quiet as boolean, verbose: values.verbose as boolean });
-  // No retry loop of streambolt's around these calls: the SDK's own retries, so that one
-  // transient error does not fail a probe.
-  const kinesis = makeKinesisClient(5);
-  let status: StreamStatus;
-  try {
-    status = await streamStatus({ kinesis, store, stream, maxAgeMs });
-  } finally {
-    kinesis.destroy();
+  const { status, unreachable } = await checkStatus(store, stream, maxAgeMs);
+  if (unreachable) {
+    logger.warn(
+      `status shows what the store alone knows (shard states, retention and waiting records unknown) as ${
+        unreachable.message.replace(/^Cannot reach Kinesis as /, "Kinesis cannot be reached: ")
+      }`,
+    );
   }
   warnRetention(status, logger);
   if (values.json) outJson(statusJson(status, store.url));
   else printTable(status);
   if (!status.ok) throw new StatusCheckError(failureMessage(status, parsed.maxAge));
   return 0;
+}
+
+/**
+ * The check with Kinesis; when Kinesis cannot be reached (no region, no credentials, nothing
+ * answering at its endpoint), the check of the store alone and why.
+ */
+async function checkStatus(
+  store: SnapshotStore,
+  stream: string,
+  maxAgeMs: number,
+): Promise<{ status: StreamStatus; unreachable?: ConfigurationError }> {
+  // No retry loop of streambolt's around these calls: the SDK's own retries, so that one
+  // transient error does not fail a probe.
+  const kinesis = makeKinesisClient(5);
+  try {
+    return { status: await streamStatus({ kinesis, store, stream, maxAgeMs }) };
+  } catch (error) {
+    const explained = explainError(error);
+    const fromKinesis = serviceOf(error) === "Kinesis";
+    if (!fromKinesis || !(explained instanceof ConfigurationError)) throw error;
+    return { status: await streamStatus({ store, stream, maxAgeMs }), unreachable: explained };
+  } finally {
+    kinesis.destroy();
+  }
 }
 
 /** A stderr line per shard whose point trails by more than half the retention. */
@@ -170,7 +204,7 @@ function printTable(status: StreamStatus): void {
     ],
     status.shards.map((s) => [
       s.shardId,
-      s.closed ? "closed" : "open",
+      s.closed ? "closed" : status.kinesis ? "open" : "?",
       s.sequenceNumber ?? "-",
       s.kind ?? "-",
       s.chainLength ? String(s.chainLength) : "-",
@@ -181,7 +215,13 @@ function printTable(status: StreamStatus): void {
       s.final || (s.sequenceNumber === BOOTSTRAP_SEQUENCE && s.trailMs === undefined)
         ? "-"
         : unknown(s, s.trailMs === undefined ? undefined : formatDuration(s.trailMs)),
-      s.sequenceNumber === undefined || s.final ? "-" : s.retentionAtRisk ? "at risk" : "ok",
+      s.sequenceNumber === undefined || s.final
+        ? "-"
+        : s.retentionAtRisk
+        ? "at risk"
+        : status.kinesis
+        ? "ok"
+        : "?",
       checkText(s),
     ]),
   );
@@ -206,10 +246,11 @@ function statusJson(status: StreamStatus, store: string): Record<string, unknown
     checkedAt: iso(status.checkedAt),
     ok: status.ok,
     maxAgeMs: status.maxAgeMs,
-    retentionHours: status.retentionHours,
+    kinesis: status.kinesis,
+    retentionHours: status.retentionHours ?? null,
     shards: status.shards.map((s) => ({
       shardId: s.shardId,
-      closed: s.closed,
+      closed: s.closed || status.kinesis ? s.closed : null,
       parentShards: s.parentShards,
       sequenceNumber: s.sequenceNumber ?? null,
       kind: s.kind ?? null,

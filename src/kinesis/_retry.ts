@@ -34,6 +34,10 @@ const TRANSIENT = new Set([
 export function isRetryable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   if (error.name === "AbortError") return false;
+  // The environment is not set up (no region, no credentials): no retry changes that.
+  if (error.name === "CredentialsProviderError" || /^Region is missing/.test(error.message)) {
+    return false;
+  }
   const e = error as Error & {
     code?: string;
     $metadata?: { httpStatusCode?: number };
