@@ -68,6 +68,7 @@ export {
   type SnapshotMetadata,
 } from "./src/metadata.ts";
 export {
+  ConfigurationError,
   InvalidArgumentError,
   RetentionGapError,
   ShardReadError,
