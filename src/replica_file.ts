@@ -236,8 +236,14 @@ function verifiedWriter(file: string, options: ReplicaFileOptions): DatabaseSync
     throw bad(`it does not open as SQLite (${(error as Error).message})`, error);
   }
   try {
-    const check = db.prepare("PRAGMA integrity_check").all()
-      .map((row) => String(Object.values(row)[0]));
+    let check: string[];
+    try {
+      check = db.prepare("PRAGMA integrity_check").all().map((row) =>
+        String(Object.values(row)[0])
+      );
+    } catch (error) {
+      check = [(error as Error).message];
+    }
     if (check.join() !== "ok") throw bad(`it fails integrity_check (${check[0]})`);
     const meta = readSnapshotMetadata(db);
     if (!meta) throw bad("it has no streambolt metadata");
