@@ -210,8 +210,7 @@ Deno.test(
       await logged(r, "applied point", { kind: "full" });
       for (const [records, full] of [[200, false], [400, false], [150, true], [250, false]]) {
         const point = await s.publish(records as number, full as boolean);
-        const kind = point.kind === "full" ? "full" : "delta";
-        await logged(r, "applied point", { sequenceNumber: point.sequenceNumber, kind });
+        await logged(r, "applied point", { sequenceNumber: point.sequenceNumber });
         const before = reader.lines().at(-1)?.poll ?? 0;
         await reader.out.until(new RegExp(`"poll": ${before + 2},`));
         const seen = reader.lines().find((l) => l.seq === point.sequenceNumber);

@@ -43,8 +43,8 @@ ${STORE_HELP}
 ${LOG_HELP}
   -h, --help                  this help`;
 
-/** Runs the command. */
-export async function run(args: string[]): Promise<number> {
+/** The command's options, parsed and checked; `undefined` for --help. */
+function parseReplicateArgs(args: string[]) {
   const { values } = parse("replicate", args, {
     ...STORE_OPTIONS,
     stream: { type: "string" },
@@ -56,10 +56,7 @@ export async function run(args: string[]): Promise<number> {
     worker: { type: "string" },
     "ready-file": { type: "string" },
   });
-  if (values.help) {
-    out(HELP);
-    return 0;
-  }
+  if (values.help) return undefined;
   const stream = streamArg(values, "replicate");
   const outDir = values.out as string | undefined;
   if (!outDir) {
@@ -81,24 +78,44 @@ export async function run(args: string[]): Promise<number> {
   const shardIds = ((values.shard as string[] | undefined) ?? []).map((s) =>
     assertName("shard", s)
   );
-  const poll = values.poll === undefined ? undefined : parseDuration("poll", values.poll as string);
+  return {
+    values,
+    stream,
+    outDir,
+    from: from as "store" | "kinesis",
+    shardIds: shardIds.length > 0 ? shardIds : undefined,
+    pollIntervalMs: values.poll === undefined
+      ? undefined
+      : parseDuration("poll", values.poll as string),
+    worker: values.worker === undefined ? undefined : parseWorker(values.worker as string),
+  };
+}
+
+/** Runs the command. */
+export async function run(args: string[]): Promise<number> {
+  const parsed = parseReplicateArgs(args);
+  if (!parsed) {
+    out(HELP);
+    return 0;
+  }
+  const { values, from } = parsed;
   const store = await openCliStore(values, "replicate");
   const logger = cliLogger({ quiet: values.quiet as boolean, verbose: values.verbose as boolean });
-  const needsKinesis = from === "kinesis" || shardIds.length === 0;
+  const needsKinesis = from === "kinesis" || !parsed.shardIds;
   const kinesis = needsKinesis ? (await import("./_aws.ts")).makeKinesisClient() : undefined;
   try {
     const replicator = new Replicator({
       store,
-      stream,
-      outDir,
-      shardIds: shardIds.length > 0 ? shardIds : undefined,
+      stream: parsed.stream,
+      outDir: parsed.outDir,
+      shardIds: parsed.shardIds,
       follow: from,
       kinesis,
       generator: from === "kinesis"
         ? await loadGenerator((values.generator as string | undefined) ?? "kv")
         : undefined,
-      pollIntervalMs: poll,
-      worker: values.worker === undefined ? undefined : parseWorker(values.worker as string),
+      pollIntervalMs: parsed.pollIntervalMs,
+      worker: parsed.worker,
       readyFile: values["ready-file"] as string | undefined,
       logger,
     });
