@@ -209,18 +209,19 @@ export class Replicator {
     const o = this.#o;
     this.#dir = await ReplicaDir.open(o.outDir, { stream: o.stream, store: o.store.url });
     if (o.readyFile) await Deno.remove(o.readyFile).catch(() => {});
+    let resumed = false;
     try {
       await this.#resume();
+      resumed = true;
       while (!signal.aborted) {
         await this.#tick(signal);
         await sleep(o.pollIntervalMs, signal).catch(() => {});
       }
       await Promise.all([...this.#shards.values()].map((f) => f.task));
     } finally {
-      for (const f of this.#shards.values()) f.file.close();
-      if (this.#dir && this.#shards.size > 0) {
-        await this.#dir.writeJson("status.json", this.#statusJson()).catch(() => {});
-      }
+      for (const f of this.#shards.values()) f.file?.close();
+      // After a refused start nothing is written: the directory stays as it was found.
+      if (resumed) await this.#dir.writeJson("status.json", this.#statusJson()).catch(() => {});
     }
   }
 
