@@ -13,9 +13,10 @@ import { readShard } from "./kinesis/shard_reader.ts";
 import type { Logger } from "./logger.ts";
 import type { ReplicaDir } from "./replica_dir.ts";
 import type { FollowedShard } from "./replicate.ts";
-import { planRestore } from "./_restore.ts";
+import { planRestore, type RestorePlan } from "./_restore.ts";
 import { listShardSnapshots } from "./_snapshot_io.ts";
 import { type ParentFile, SnapshotDb } from "./snapshot_db.ts";
+import type { Snapshot } from "./snapshot.ts";
 import type { SnapshotStore } from "./store/snapshot_store.ts";
 import { recordReplicaLag } from "./_telemetry.ts";
 
@@ -41,7 +42,7 @@ export async function followShardFromStore(f: FollowedShard, c: ShardContext): P
   try {
     const objects = await listShardSnapshots(c.store, c.stream, shard, "", c.signal);
     const from = f.file.metadata?.sequenceNumber;
-    const plan = planRestore(objects, { from });
+    const plan = replicaPlan(objects, from);
     f.error = undefined;
     if (!plan || plan.path.length === 0) {
       f.state = f.file.metadata ? "following" : "waiting";
@@ -63,6 +64,20 @@ export async function followShardFromStore(f: FollowedShard, c: ShardContext): P
   } catch (error) {
     failed(f, c, error);
   }
+}
+
+/**
+ * The plan from the file's point: deltas whenever they reach the newest point (the file is
+ * brought forward in place, a transaction per delta); a full snapshot only when no delta leads
+ * there (a gap, a point published whole only, or no file yet).
+ */
+export function replicaPlan(objects: Snapshot[], from?: string): RestorePlan | undefined {
+  const any = planRestore(objects, { from });
+  if (from === undefined || !any || any.path[0]?.kind !== "full") return any;
+  const deltas = planRestore(objects.filter((o) => o.kind === "delta"), { from });
+  const same = deltas && deltas.sequenceNumber === any.sequenceNumber &&
+    deltas.final === any.final;
+  return same ? deltas : any;
 }
 
 function pointApplied(f: FollowedShard, c: ShardContext, kind: string, records?: number): void {
