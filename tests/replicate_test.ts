@@ -457,3 +457,40 @@ Deno.test("replicate: an unwritable directory is refused", async (t) => {
     );
   });
 });
+
+Deno.test(
+  "replicate --from kinesis: a file follows the shard itself, and SIGTERM leaves it whole",
+  WITH_PYTHON,
+  async () => {
+    const e = await emulators.get();
+    const stream = "from-kinesis";
+    const cwd = await Deno.makeTempDir({ dir: e.temp, prefix: "kinesis-" });
+    await createStream(e.kinesis, stream, 1);
+    await Deno.mkdir(join(cwd, "store"));
+    const r = await startReplicate(cwd, e.env, [
+      "--stream",
+      stream,
+      "--shard",
+      SHARD0,
+      "--from",
+      "kinesis",
+      "--generator",
+      "kv",
+      "--poll",
+      "200ms",
+    ]);
+    const records = makeRecords(300, { keys: 40, seed: 9 });
+    try {
+      await logged(r, "every shard holds a point");
+      const put = await putRecords(e.writer, stream, records, 1);
+      await logged(r, "applied point", { sequenceNumber: put.at(-1)!.sequenceNumber });
+    } finally {
+      assert.equal((await stopReplicate(r, "SIGTERM")).code, 0, r.stderr.text());
+    }
+    const file = join(cwd, "out", stream, `${SHARD0}.sqlite`);
+    const keys = new Set(records.map((rec) => rec.partitionKey)).size;
+    const check = `SELECT (SELECT count(*) FROM kv) = ${keys}`;
+    const end = await python(["check", file, check]) as Record<string, unknown>;
+    assert.deepEqual({ integrity: end.integrity, ok: end.ok }, { integrity: "ok", ok: true });
+  },
+);
