@@ -235,8 +235,8 @@ async function sidecar(store: SnapshotStore, shardId: string): Promise<void> {
     const db = new DatabaseSync(file, { readOnly: true });
     try {
       return db.prepare(
-        "SELECT (SELECT count(*) FROM kv) AS users, sequence_number AS seq FROM streambolt_meta",
-      ).get() as { users: number; seq: string };
+        "SELECT records_applied AS records, sequence_number AS seq FROM streambolt_meta",
+      ).get() as { records: number; seq: string };
     } finally {
       db.close();
     }
@@ -248,11 +248,7 @@ async function sidecar(store: SnapshotStore, shardId: string): Promise<void> {
       await new Promise((r) => setTimeout(r, 100));
     }
     const before = read();
-    say(
-      `  ready: ${before.users} users at ${
-        before.seq.slice(0, 12)
-      }... (a reader opens it read-only)`,
-    );
+    say(`  ready: ${before.records} records applied, at ...${before.seq.slice(-8)} (read-only)`);
     await putRecords(kinesis, STREAM, events(200, 5_000));
     const point = await new ShardSnapshotter({
       kinesis,
@@ -263,14 +259,16 @@ async function sidecar(store: SnapshotStore, shardId: string): Promise<void> {
       generator: kvGenerator(),
       chain: { maxRestoreRatio: 100 },
     }).snapshotShard();
-    say(`  producer published a ${point.kind} at ${point.sequenceNumber.slice(0, 12)}...`);
+    say(`  producer published a ${point.kind} at ...${point.sequenceNumber.slice(-8)}`);
     while (read().seq !== point.sequenceNumber) {
       if (Date.now() > deadline) throw new Error("replicate did not apply the new point");
       await new Promise((r) => setTimeout(r, 100));
     }
     const after = read();
     say(
-      `  the file now holds ${after.users} users at ${after.seq.slice(0, 12)}... (one transaction)`,
+      `  the file now holds ${after.records} records applied, at ...${
+        after.seq.slice(-8)
+      } (applied in one transaction)`,
     );
     const routing = JSON.parse(await Deno.readTextFile(`./demo-replica/${STREAM}/status.json`));
     say(
