@@ -49,6 +49,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
     summary: "look inside snapshot files (read-only)",
     load: () => import("./src/cli/inspect.ts"),
   },
+  replicate: {
+    summary: "keep one plain SQLite file per shard current, for readers in any language",
+    load: () => import("./src/cli/replicate.ts"),
+  },
   status: {
     summary: "check that every shard's snapshot is fresh (for alerts and probes)",
     load: () => import("./src/cli/status.ts"),

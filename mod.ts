@@ -162,6 +162,15 @@ export {
   type StartReplicaOptions,
 } from "./src/live_replica.ts";
 export {
+  type ReplicaShardState,
+  type ReplicaShardStatus,
+  Replicator,
+  type ReplicatorOptions,
+  type RoutedShard,
+} from "./src/replicate.ts";
+export { ReplicaDirError } from "./src/replica_dir.ts";
+export { ReplicaFileError } from "./src/replica_file.ts";
+export {
   DEFAULT_MAX_AGE_MS,
   type ShardStatus,
   type StatusProblem,

@@ -7,7 +7,7 @@
  */
 
 /** Every figure the harness knows, in the order of the table. */
-export const FIGURES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] as const;
+export const FIGURES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11] as const;
 
 /** One line of the table, tied to the entry of results.json it reports. */
 export interface Row {

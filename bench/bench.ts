@@ -7,7 +7,8 @@
  * Figures: 1 apply overhead, 2 catch-up vs reading, 3 bootstrap vs replay (and the 10M
  * extrapolation, when 1, 3, 4 and 5 run together), 4 transfer, 5 compression, 6 peak RSS of a
  * run, 7 delta size, 8 incremental vs full run, 9 chain bootstrap and refresh (7-9 are
- * measured together), 10 continuous producer: peak RSS and S3 requests.
+ * measured together), 10 continuous producer: peak RSS and S3 requests, 11 `replicate` in
+ * steady state: CPU and RSS per followed shard, lag after a publish.
  *
  * `BENCH_FIGURES=1,5,6,7,8,9,10` runs only those (default: all; 2-3 load 50,000 records into
  * kinesis-local, ~13 min). bench/results.json keeps the last values of the figures not run,
@@ -16,7 +17,8 @@
  * Sizes can be lowered for a quick look: BENCH_APPLY_RECORDS (1,000,000), BENCH_SHARD_RECORDS
  * (50,000), BENCH_TRANSFER_MB (256), BENCH_DELTA_KEYS (1,000,000), BENCH_FOLLOW_KEYS (100,000),
  * BENCH_FOLLOW_RECORDS (records per publish interval, 2,000), BENCH_FOLLOW_INTERVAL_MS (200),
- * BENCH_FOLLOW_INTERVALS (60), BENCH_REQUEST_PUBLISHES (200).
+ * BENCH_FOLLOW_INTERVALS (60), BENCH_REQUEST_PUBLISHES (200), BENCH_REPLICATE_SHARDS (8),
+ * BENCH_REPLICATE_WINDOW_MS (idle window measured, 30,000).
  *
  * @module
  */
@@ -41,6 +43,7 @@ import {
 } from "./_apply.ts";
 import { figuresDeltas } from "./_deltas.ts";
 import { figureFollowMemory, figureRequests } from "./_follow.ts";
+import { figureReplicate } from "./_replicate.ts";
 import { RequestCounter } from "./_requests.ts";
 import { formatTable, mergeResults, Recorder, type Results, selectedFigures } from "./_results.ts";
 import {
@@ -61,6 +64,8 @@ const FOLLOW_RECORDS = size("BENCH_FOLLOW_RECORDS", 2_000);
 const FOLLOW_INTERVAL_MS = size("BENCH_FOLLOW_INTERVAL_MS", 200);
 const FOLLOW_INTERVALS = size("BENCH_FOLLOW_INTERVALS", 60);
 const REQUEST_PUBLISHES = size("BENCH_REQUEST_PUBLISHES", 200);
+const REPLICATE_SHARDS = size("BENCH_REPLICATE_SHARDS", 8);
+const REPLICATE_WINDOW_MS = size("BENCH_REPLICATE_WINDOW_MS", 30_000);
 const KEYS = 100_000;
 const BUCKET = "bench-bucket";
 
@@ -104,7 +109,7 @@ async function stop(e: Emulators): Promise<void> {
   await Promise.all([e.kinesisEmu?.stop(), e.s3Emu?.stop()]);
 }
 
-/** Figures 1, 5, 6: in-process and child-process runs on the file store. */
+/** Figures 1, 5, 6, 11: in-process and child-process runs on the file store. */
 async function localFigures(): Promise<[ApplyResult?, SizeResult?]> {
   let apply: ApplyResult | undefined;
   let sizes: SizeResult | undefined;
@@ -118,6 +123,14 @@ async function localFigures(): Promise<[ApplyResult?, SizeResult?]> {
   if (want(1)) await figureTelemetryCost(bench, temp, { records: APPLY_RECORDS, keys: KEYS });
   if (want(5)) sizes = await figureSize(bench, temp, apply!.snapshotFile);
   if (want(6)) await figureMemory(bench, temp);
+  if (want(11)) {
+    await figureReplicate(bench, temp, {
+      many: REPLICATE_SHARDS,
+      keys: 10_000,
+      windowMs: REPLICATE_WINDOW_MS,
+      publishes: 7,
+    });
+  }
   return [want(1) ? apply : undefined, sizes];
 }
 

@@ -499,7 +499,9 @@ Deno.test("streambolt --help names every command, and --version prints the versi
   const cli = (...args: string[]) => runCli(args, { cwd });
   try {
     const help = ok(await cli("--help"));
-    for (const c of ["snapshot", "list", "latest", "download", "inspect", "status", "gc"]) {
+    for (
+      const c of ["snapshot", "list", "latest", "download", "inspect", "status", "gc", "replicate"]
+    ) {
       assert.match(help.stdout, new RegExp(`\\b${c}\\b`));
       assert.match(ok(await cli(c, "--help")).stdout, new RegExp(`Usage: streambolt ${c}`));
     }

@@ -71,7 +71,18 @@ Deno.test("openStore() loads the S3 store and SDK only for s3:// URLs", async ()
 });
 
 Deno.test("no CLI command loads the S3 SDK before it opens an s3:// store", async (t) => {
-  for (const command of ["snapshot", "list", "latest", "download", "inspect", "status", "gc"]) {
+  for (
+    const command of [
+      "snapshot",
+      "list",
+      "latest",
+      "download",
+      "inspect",
+      "status",
+      "gc",
+      "replicate",
+    ]
+  ) {
     await t.step(command, async () => {
       assertNoS3(await staticallyLoaded(`src/cli/${command}.ts`), `src/cli/${command}.ts`);
     });

@@ -20,6 +20,7 @@ import {
   ShardSnapshotter,
   type SnapshotStore,
 } from "../../mod.ts";
+import { spawnCli } from "./cli.ts";
 import { putRecords, type TestRecord } from "./data.ts";
 import { createStream, kinesisClient, startKinesis } from "./emulators.ts";
 
@@ -40,7 +41,7 @@ function events(count: number, from: number): TestRecord[] {
 }
 
 // Each run starts a new emulator: snapshots of an earlier run belong to another stream.
-for (const dir of ["./demo-snapshots", "./demo-work", "./demo-local"]) {
+for (const dir of ["./demo-snapshots", "./demo-work", "./demo-local", "./demo-replica"]) {
   await Deno.remove(dir, { recursive: true }).catch(() => {});
 }
 say("starting a local Kinesis (kinesis-local)...");
@@ -112,12 +113,17 @@ try {
   }
   await incremental(store, shards);
   await continuous(store, shards[0]);
+  await sidecar(store, shards[1]);
   say();
   say("done: snapshots are in ./demo-snapshots; try");
   say("  deno task cli list --stream demo-events --store ./demo-snapshots");
   say("  deno task cli status --stream demo-events --store ./demo-snapshots --max-age 15m");
   say("  deno task cli gc --stream demo-events --store ./demo-snapshots --keep 3 --dry-run");
   say("  deno task cli inspect demo-local/demo-events/*/*.sqlite");
+  say(
+    "  python3 -c \"import sqlite3; print(sqlite3.connect('file:demo-replica/demo-events/" +
+      "shardId-000000000001.sqlite?mode=ro', uri=True).execute('SELECT count(*) FROM kv').fetchone())\"",
+  );
   say("metrics and traces: set OTEL_DENO=true and OTEL_EXPORTER_OTLP_ENDPOINT (docs/operating.md)");
 } finally {
   kinesis.destroy();
@@ -201,4 +207,81 @@ async function continuous(store: SnapshotStore, shardId: string): Promise<void> 
   );
   say(`  producer stopped after publishing ${last?.kind} ${last?.key.split("/").pop()}`);
   say(`  replica holds ${users} users at ${replica.sequenceNumber.slice(0, 12)}...`);
+}
+
+/** `streambolt replicate` as a sidecar: a plain SQLite file per shard, kept current, that any
+ * language reads; here read by this process with its own read-only connection. */
+async function sidecar(store: SnapshotStore, shardId: string): Promise<void> {
+  say();
+  say(`sidecar: streambolt replicate keeps ./demo-replica/${STREAM}/${shardId}.sqlite current`);
+  const file = `./demo-replica/${STREAM}/${shardId}.sqlite`;
+  const child = await spawnCli([
+    "replicate",
+    "--stream",
+    STREAM,
+    "--shard",
+    shardId,
+    "--store",
+    "./demo-snapshots",
+    "--out",
+    "./demo-replica",
+    "--poll",
+    "250ms",
+    "--ready-file",
+    "./demo-replica/ready",
+    "--quiet",
+  ], { cwd: "." });
+  const read = () => {
+    const db = new DatabaseSync(file, { readOnly: true });
+    try {
+      return db.prepare(
+        "SELECT records_applied AS records, sequence_number AS seq FROM streambolt_meta",
+      ).get() as { records: number; seq: string };
+    } finally {
+      db.close();
+    }
+  };
+  try {
+    const deadline = Date.now() + 30_000;
+    while (!(await Deno.stat("./demo-replica/ready").then(() => true, () => false))) {
+      if (Date.now() > deadline) throw new Error("replicate did not become ready");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const before = read();
+    say(`  ready: ${before.records} records applied, at ...${before.seq.slice(-8)} (read-only)`);
+    await putRecords(kinesis, STREAM, events(200, 5_000));
+    const point = await new ShardSnapshotter({
+      kinesis,
+      store,
+      stream: STREAM,
+      shardId,
+      localPath: "./demo-work",
+      generator: kvGenerator(),
+      chain: { maxRestoreRatio: 100 },
+    }).snapshotShard();
+    say(`  producer published a ${point.kind} at ...${point.sequenceNumber.slice(-8)}`);
+    while (read().seq !== point.sequenceNumber) {
+      if (Date.now() > deadline) throw new Error("replicate did not apply the new point");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const after = read();
+    say(
+      `  the file now holds ${after.records} records applied, at ...${
+        after.seq.slice(-8)
+      } (applied in one transaction)`,
+    );
+    const routing = JSON.parse(await Deno.readTextFile(`./demo-replica/${STREAM}/status.json`));
+    say(
+      `  status.json: ${
+        routing.shards.map((s: { shardId: string; state: string }) => `${s.shardId} ${s.state}`)
+          .join(", ")
+      }`,
+    );
+  } finally {
+    child.kill("SIGTERM");
+    const status = await child.status;
+    await child.stdout.cancel();
+    await child.stderr.cancel();
+    say(`  replicate stopped on SIGTERM with exit code ${status.code}`);
+  }
 }
