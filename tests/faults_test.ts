@@ -84,7 +84,12 @@ Deno.test.afterAll(async () => {
 });
 
 /** A small tmpfs mounted for the full-disk case, or why this machine refused it. */
-type TinyDisk = { path: string; refused?: undefined } | { path?: undefined; refused: string };
+interface TinyDisk {
+  /** Where it is mounted, until unmounted. */
+  path?: string;
+  /** Why mounting it was refused. */
+  refused?: string;
+}
 
 /**
  * Mounts the small tmpfs the full-disk case fills, once, before the cases are declared: the
