@@ -58,8 +58,6 @@ export class StreamFollow {
   constructor(options: StreamFollowerOptions) {
     this.#o = options;
     this.#log = options.logger ?? silentLogger;
-    options.stop.addEventListener("abort", () => this.#halt.abort(), { once: true });
-    if (options.stop.aborted) this.#halt.abort();
   }
 
   /**
@@ -68,22 +66,47 @@ export class StreamFollow {
    * @returns Every shard's latest point when it stopped.
    */
   async run(): Promise<Snapshot[]> {
-    while (!this.#halt.signal.aborted) {
-      await this.#startReady().catch((error) => {
-        // Listing failed (after the SDK's and streambolt's retries): try again next interval.
-        this.#log.warn("cannot list the stream's shards; trying again", {
-          stream: this.#o.stream,
-          error: (error as Error)?.message ?? String(error),
+    const stop = this.#o.stop;
+    const halt = () => this.#halt.abort();
+    stop.addEventListener("abort", halt, { once: true });
+    if (stop.aborted) halt();
+    try {
+      while (!this.#halt.signal.aborted) {
+        await this.#startReady().catch((error) => {
+          // Stopping cancels a listing in flight; that is no failure to report.
+          if (this.#halt.signal.aborted) return;
+          // Listing failed (after the SDK's and streambolt's retries): try again next interval.
+          this.#log.warn("cannot list the stream's shards; trying again", {
+            stream: this.#o.stream,
+            error: (error as Error)?.message ?? String(error),
+          });
         });
-      });
-      await Promise.race([
-        sleep(this.#o.publishEveryMs, this.#halt.signal).catch(() => {}),
-        ...this.#running.values(),
-      ]);
+        await this.#nextRound();
+      }
+      await Promise.all(this.#running.values());
+    } finally {
+      stop.removeEventListener("abort", halt);
     }
-    await Promise.all(this.#running.values());
     if (this.#failure) throw this.#failure;
     return [...this.#latest.values()];
+  }
+
+  /** Waits for the interval, a stop, or a shard's follower to end, whichever comes first. The
+   * interval's timer is cancelled when it loses, so rounds leave no timers or listeners behind;
+   * its rejection is handled as it is created (followers' tasks never reject). */
+  async #nextRound(): Promise<void> {
+    const round = new AbortController();
+    const wait = sleep(this.#o.publishEveryMs, AbortSignal.any([this.#halt.signal, round.signal]))
+      .catch((error) => {
+        // Only the abort this round caused (a stop, or another waiter winning) is swallowed.
+        if (!this.#halt.signal.aborted && !round.signal.aborted) throw error;
+      });
+    try {
+      await Promise.race([wait, ...this.#running.values()]);
+    } finally {
+      round.abort();
+    }
+    await wait;
   }
 
   /** Starts a follower for each shard of this worker that is open (or not yet final) and whose

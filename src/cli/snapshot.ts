@@ -314,9 +314,11 @@ export async function run(args: string[]): Promise<number> {
     return 0;
   }
   const { values } = parsed;
+  const logger = cliLogger({ quiet: values.quiet as boolean, verbose: values.verbose as boolean });
+  // Following: stop signals are handled from here on, also while starting up (exit 0).
+  using stop = parsed.publishEveryMs === undefined ? undefined : stopOnSignal(logger);
   const store = await openCliStore(values, "snapshot");
   const generator = await loadGenerator((values.generator as string | undefined) ?? "kv");
-  const logger = cliLogger({ quiet: values.quiet as boolean, verbose: values.verbose as boolean });
   const kinesis = makeKinesisClient();
   const progress = new Map<string, SnapshotProgress>();
   try {
@@ -343,9 +345,7 @@ export async function run(args: string[]): Promise<number> {
         logger.progress(p);
       },
     });
-    if (parsed.publishEveryMs !== undefined) {
-      return await follow(snapshotter, parsed.publishEveryMs, Boolean(values.json), logger);
-    }
+    if (stop) return await follow(snapshotter, parsed, stop.signal, logger);
     let failure: StreamSnapshotError | undefined;
     try {
       await snapshotter.snapshotStream();
@@ -363,33 +363,41 @@ export async function run(args: string[]): Promise<number> {
   }
 }
 
-/** `--follow`: until SIGINT or SIGTERM, then each shard publishes what it applied. */
-async function follow(
-  snapshotter: StreamSnapshotter,
-  publishEveryMs: number,
-  json: boolean,
-  logger: CliLogger,
-): Promise<number> {
+/** SIGINT and SIGTERM (SIGINT alone on Windows) abort `signal` until disposed. */
+function stopOnSignal(logger: CliLogger): { signal: AbortSignal } & Disposable {
   const stop = new AbortController();
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   const onSignal = () => {
+    if (stop.signal.aborted) return;
     logger.info("stopping: publishing what was applied");
     stop.abort();
   };
   for (const signal of signals) Deno.addSignalListener(signal, onSignal);
-  try {
-    logger.info("following the stream", { publishEveryMs });
-    const latest = await snapshotter.follow({ publishEveryMs, signal: stop.signal });
-    logger.endProgress();
-    if (json) outJson(latest.map(snapshotJson));
-    else {
-      outTable(
-        ["SHARD", "SEQUENCE", "KIND", "FINAL", "KEY"],
-        latest.map((s) => [s.shardId, s.sequenceNumber, s.kind, s.final ? "yes" : "no", s.key]),
-      );
-    }
-    return 0;
-  } finally {
-    for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+  return {
+    signal: stop.signal,
+    [Symbol.dispose]: () => {
+      for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+    },
+  };
+}
+
+/** `--follow`: until `stop` (SIGINT or SIGTERM), then each shard publishes what it applied. */
+async function follow(
+  snapshotter: StreamSnapshotter,
+  parsed: SnapshotArgs,
+  stop: AbortSignal,
+  logger: CliLogger,
+): Promise<number> {
+  const publishEveryMs = parsed.publishEveryMs!;
+  logger.info("following the stream", { publishEveryMs });
+  const latest = await snapshotter.follow({ publishEveryMs, signal: stop });
+  logger.endProgress();
+  if (parsed.values.json) outJson(latest.map(snapshotJson));
+  else {
+    outTable(
+      ["SHARD", "SEQUENCE", "KIND", "FINAL", "KEY"],
+      latest.map((s) => [s.shardId, s.sequenceNumber, s.kind, s.final ? "yes" : "no", s.key]),
+    );
   }
+  return 0;
 }

@@ -139,9 +139,9 @@ class ShardReader {
   async *pages(): AsyncGenerator<ShardPage> {
     const o = this.#options;
     try {
-      this.#pending = this.#fetchPage(await this.#acquire());
+      this.#prefetch(await this.#acquire());
     } catch (error) {
-      if (this.#abort.signal.aborted) throw this.#abort.signal.reason ?? error;
+      if (this.#isAbort(error)) throw this.#abort.signal.reason ?? error;
       throw this.#describe(error);
     }
     for (;;) {
@@ -152,9 +152,7 @@ class ShardReader {
       const closed = !out.NextShardIterator;
       const done = closed ||
         (o.doneLagMs !== undefined && !fullPage && millisBehindLatest <= o.doneLagMs);
-      if (!done && o.prefetch !== false && raw.length > 0) {
-        this.#pending = this.#fetchPage(out.NextShardIterator!);
-      }
+      if (!done && o.prefetch !== false && raw.length > 0) this.#prefetch(out.NextShardIterator!);
       yield {
         shardId: o.shardId,
         records: await this.#toRecords(raw),
@@ -171,25 +169,56 @@ class ShardReader {
           const wait = millisBehindLatest > 0 ? GAP_POLL_MS : o.pollIntervalMs ?? 1_000;
           await sleep(wait, this.#abort.signal);
         }
-        this.#pending = this.#fetchPage(out.NextShardIterator!);
+        this.#prefetch(out.NextShardIterator!);
       }
     }
   }
 
-  /** Stops a prefetch in flight and lets go of the caller's signal. */
+  /** Stops a prefetch in flight and lets go of the caller's signal. A prefetched page that
+   * failed for another reason than the abort is logged: nobody reads it, and a close (run from
+   * a `finally`) must not hide why the caller stopped. */
   async close(): Promise<void> {
     this.#options.signal?.removeEventListener("abort", this.#onOuterAbort);
-    if (this.#pending) {
-      this.#abort.abort();
-      await this.#pending.catch(() => {});
+    const pending = this.#pending;
+    this.#pending = undefined;
+    if (!pending) return;
+    this.#abort.abort();
+    try {
+      await pending;
+    } catch (error) {
+      if (this.#isAbort(error)) return;
+      this.#logger.warn("prefetched page failed after the reader stopped", {
+        shard: this.#options.shardId,
+        error: `${(error as Error)?.name}: ${(error as Error)?.message ?? String(error)}`,
+      });
     }
+  }
+
+  /**
+   * Starts fetching the page at `iterator` while the caller works on the current one. The
+   * promise gets its handler here, at creation: whatever it ends with (a stop's abort while the
+   * caller is busy publishing, a failure) is then never an unhandled rejection. The outcome
+   * itself is not lost: {@linkcode #takePending} delivers it, or {@linkcode close} judges it.
+   */
+  #prefetch(iterator: string): void {
+    const pending = this.#fetchPage(iterator);
+    pending.catch(() => {});
+    this.#pending = pending;
+  }
+
+  /** Whether `error` is what aborting this reader (by the caller's signal or a close) caused:
+   * the abort's reason, or the `AbortError` the SDK's HTTP handler rejects with. */
+  #isAbort(error: unknown): boolean {
+    const signal = this.#abort.signal;
+    return signal.aborted &&
+      (error === signal.reason || (error as Error)?.name === "AbortError");
   }
 
   async #takePending(): Promise<GetRecordsOutput> {
     try {
       return await this.#pending!;
     } catch (error) {
-      if (this.#abort.signal.aborted) throw this.#abort.signal.reason ?? error;
+      if (this.#isAbort(error)) throw this.#abort.signal.reason ?? error;
       throw error instanceof ShardReadError ? error : this.#describe(error);
     } finally {
       this.#pending = undefined;

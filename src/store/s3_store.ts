@@ -233,21 +233,31 @@ export class S3SnapshotStore implements SnapshotStore {
     const size = Number(/\/(\d+)$/.exec(first.ContentRange ?? "")?.[1] ?? first.ContentLength ?? 0);
     const starts: number[] = [];
     for (let start = this.#partSize; start < size; start += this.#partSize) starts.push(start);
-    // Each worker writes through its own handle, so seeks never interleave.
+    // Each worker writes through its own handle, so seeks never interleave. The first part that
+    // fails stops the others, and the download ends only once none is still writing the file.
+    const failed = new AbortController();
+    const parts = signal ? AbortSignal.any([signal, failed.signal]) : failed.signal;
+    let failure: { error: unknown } | undefined;
     const worker = async () => {
-      const handle = await Deno.open(file, { write: true });
+      let handle: Deno.FsFile | undefined;
       try {
+        handle = await Deno.open(file, { write: true });
         for (let start = starts.shift(); start !== undefined; start = starts.shift()) {
           const end = Math.min(size, start + this.#partSize) - 1;
-          const part = await this.#get(key, `bytes=${start}-${end}`, first.ETag, signal);
+          const part = await this.#get(key, `bytes=${start}-${end}`, first.ETag, parts);
           await handle.seek(start, Deno.SeekMode.Start);
           await writeBody(handle, part);
         }
+      } catch (error) {
+        // Only the first failure is the download's; the others are the stop it caused.
+        failure ??= { error };
+        failed.abort();
       } finally {
-        handle.close();
+        handle?.close();
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.#concurrency, starts.length) }, worker));
+    if (failure) throw failure.error;
     return { metadata: first.Metadata ?? {}, size };
   }
 
