@@ -14,10 +14,11 @@ import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { applyDelta, fetchDelta } from "./_delta.ts";
 import { fetchSnapshot, readMetadataOf } from "./_snapshot_io.ts";
-import { SnapshotIntegrityError } from "./errors.ts";
+import { SnapshotIntegrityError, SnapshotVanishedError } from "./errors.ts";
 import { readSnapshotMetadata, type SnapshotMetadata } from "./metadata.ts";
 import { compareSequenceNumbers, compareSnapshots, type Snapshot } from "./snapshot.ts";
 import type { SnapshotStore } from "./store/snapshot_store.ts";
+import { WatchedStore } from "./_watched_store.ts";
 
 /** What to restore. */
 export interface PlanOptions {
@@ -150,12 +151,30 @@ function newest(best: Map<string, Reach>): Reach | undefined {
 }
 
 /**
+ * Listings of a shard in a row a consumer makes, each of whose plans ran into an object
+ * deleted since it was listed (by a producer's retention or `gc`), before it gives up.
+ */
+export const MAX_LISTINGS = 5;
+
+/**
+ * After a plan ran into an object deleted since the shard was listed: gives up once that
+ * happened to `listings` listings in a row; otherwise the caller lists again and re-plans.
+ *
+ * @throws {SnapshotVanishedError} After {@linkcode MAX_LISTINGS} listings in a row.
+ */
+export function giveUpAfterVanished(error: SnapshotVanishedError, listings: number): void {
+  if (listings < MAX_LISTINGS) return;
+  throw new SnapshotVanishedError(error.key, listings, { cause: error.cause ?? error });
+}
+
+/**
  * Restores a plan into `file`: downloads and verifies the full snapshot (when the plan starts
  * with one; otherwise `file` must hold the plan's starting point), then downloads, verifies
  * and applies each delta in its own transaction.
  *
  * @returns The metadata of the restored point.
  * @throws {SnapshotIntegrityError} Naming the first object that failed verification.
+ * @throws {SnapshotVanishedError} Naming an object deleted since it was listed.
  */
 export async function restore(
   store: SnapshotStore,
@@ -163,6 +182,7 @@ export async function restore(
   file: string,
   signal?: AbortSignal,
 ): Promise<SnapshotMetadata> {
+  store = WatchedStore.of(store);
   let metadata: SnapshotMetadata | undefined;
   const deltas = plan.path.filter((s) => s.kind === "delta");
   const full = plan.path.find((s) => s.kind === "full");
@@ -181,6 +201,9 @@ export async function restore(
 /**
  * Downloads, verifies and applies deltas, in order, to an open database that holds the first
  * one's base point. Each is applied whole or not at all.
+ *
+ * @throws {SnapshotVanishedError} Naming a delta deleted since it was listed (the deltas
+ * before it stay applied).
  */
 export async function applyDeltas(
   store: SnapshotStore,
@@ -189,6 +212,7 @@ export async function applyDeltas(
   scratchFile: string,
   signal?: AbortSignal,
 ): Promise<void> {
+  store = WatchedStore.of(store);
   for (const delta of deltas) {
     applyDelta(db, await fetchDelta(store, delta, scratchFile, signal), delta.key);
   }
