@@ -5,13 +5,8 @@
  * @module
  */
 import { dirname, resolve } from "node:path";
-import {
-  findLocalPoint,
-  giveUpAfterVanished,
-  type LocalPoint,
-  planRestore,
-  restoreInto,
-} from "./_restore.ts";
+import { findLocalPoint, giveUpAfterVanished, type LocalPoint, restoreInto } from "./_restore.ts";
+import { planRestore } from "./restore_plan.ts";
 import { listShardSnapshots } from "./_snapshot_io.ts";
 import { InvalidArgumentError, SnapshotIntegrityError, SnapshotVanishedError } from "./errors.ts";
 import { type Logger, silentLogger } from "./logger.ts";

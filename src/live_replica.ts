@@ -6,16 +6,11 @@
  *
  * @module
  */
-import { DatabaseSync } from "node:sqlite";
+import type { DatabaseSync } from "node:sqlite";
 import { join, resolve } from "node:path";
 import type { KinesisClientLike } from "./aws_client.ts";
-import {
-  applyDeltas,
-  giveUpAfterVanished,
-  planRestore,
-  restoreInto,
-  type RestorePlan,
-} from "./_restore.ts";
+import { applyDeltas, giveUpAfterVanished, restoreInto } from "./_restore.ts";
+import { planRestore, type RestorePlan } from "./restore_plan.ts";
 import { ReaderPool } from "./_reader_pool.ts";
 import { recordReplicaLag, recordReplicaState } from "./_telemetry.ts";
 import { listShardSnapshots } from "./_snapshot_io.ts";
@@ -30,7 +25,7 @@ import type { SnapshotGenerator } from "./generator.ts";
 import { isRetryable, type RetryOptions, sleep } from "./kinesis/_retry.ts";
 import { readShard } from "./kinesis/shard_reader.ts";
 import { type Logger, silentLogger } from "./logger.ts";
-import { readSnapshotMetadata, type SnapshotMetadata } from "./metadata.ts";
+import type { SnapshotMetadata } from "./metadata.ts";
 import type { ChildShard } from "./records.ts";
 import { assertName, assertSequenceNumber, BOOTSTRAP_SEQUENCE, type Snapshot } from "./snapshot.ts";
 import { SnapshotDb } from "./snapshot_db.ts";
@@ -162,10 +157,9 @@ export class LiveReplica extends EventTarget {
   #options: LiveReplicaOptions & { pollIntervalMs: number };
   #logger: Logger;
   #state: ReplicaState = "new";
-  /** Following Kinesis: the database, written through the generator. */
+  /** The database: following Kinesis, written through the generator; following the store, by
+   * applying deltas. */
   #db?: SnapshotDb;
-  /** Following the store: the database, written by applying deltas. */
-  #writer?: DatabaseSync;
   #readers?: ReaderPool;
   #abort = new AbortController();
   #loop?: Promise<void>;
@@ -356,10 +350,9 @@ export class LiveReplica extends EventTarget {
         `Cannot follow the store as the shard has no snapshot yet: current value is "${this.#options.stream}/${this.#options.shardId}"`,
       );
     }
-    this.#writer = openWriter(this.#file);
-    const meta = readSnapshotMetadata(this.#writer)!;
-    this.#sequenceNumber = meta.sequenceNumber;
-    return meta.final;
+    this.#db = SnapshotDb.openPoint(this.#file, "replica");
+    this.#sequenceNumber = this.#db.sequenceNumber;
+    return this.#db.final;
   }
 
   /** A fresh replica file: the latest snapshot that verifies, or none. */
@@ -388,8 +381,8 @@ export class LiveReplica extends EventTarget {
 
   async #run(): Promise<void> {
     try {
-      if (this.#db) await this.#followKinesis(this.#db);
-      else await this.#followStore();
+      if (this.#options.follow === "store") await this.#followStore();
+      else await this.#followKinesis(this.#db!);
     } catch (error) {
       this.#fail(error);
     }
@@ -453,7 +446,7 @@ export class LiveReplica extends EventTarget {
   async #catchUpWithStore(): Promise<boolean> {
     const o = this.#options;
     for (let listings = 1;; listings++) {
-      const before = readSnapshotMetadata(this.#writer!)!;
+      const before = this.#db!.metadata();
       try {
         const objects = await listShardSnapshots(
           this.#store!,
@@ -467,14 +460,14 @@ export class LiveReplica extends EventTarget {
         if (plan.path[0]?.kind === "full") await this.#replaceFromStore(plan);
         else {
           const scratch = `${this.#file}.delta`;
-          await applyDeltas(this.#store!, this.#writer!, plan.path, scratch, this.#abort.signal);
+          await applyDeltas(this.#store!, this.#db!, plan.path, scratch, this.#abort.signal);
         }
         return this.#storePointApplied(before);
       } catch (error) {
         if (!(error instanceof SnapshotVanishedError)) throw error;
         // The deltas before the one found gone stay applied: say so, and go on from there.
-        const now = readSnapshotMetadata(this.#writer!)!;
-        if (now.sequenceNumber !== before.sequenceNumber && this.#storePointApplied(before)) {
+        const moved = this.#db!.sequenceNumber !== before.sequenceNumber;
+        if (moved && this.#storePointApplied(before)) {
           return true;
         }
         giveUpAfterVanished(error, listings);
@@ -495,7 +488,7 @@ export class LiveReplica extends EventTarget {
 
   /** After a store point was applied: events, and the end when the shard is final. */
   #storePointApplied(before: SnapshotMetadata): boolean {
-    const meta = readSnapshotMetadata(this.#writer!)!;
+    const meta = this.#db!.metadata();
     this.#sequenceNumber = meta.sequenceNumber;
     const arrived = meta.lastArrivalAt ? Date.parse(meta.lastArrivalAt) : undefined;
     const lag = arrived === undefined ? 0 : Math.max(0, Date.now() - arrived);
@@ -515,8 +508,8 @@ export class LiveReplica extends EventTarget {
   async #replaceFromStore(plan: RestorePlan): Promise<void> {
     const next = join(this.#dir, `replica-${crypto.randomUUID()}.sqlite`);
     await restoreInto(this.#store!, plan, next, { signal: this.#abort.signal });
-    this.#writer!.close();
-    this.#writer = openWriter(next);
+    this.#db!.close();
+    this.#db = SnapshotDb.openPoint(next, "replica");
     await this.#readers!.replace(next);
   }
 
@@ -555,7 +548,7 @@ export class LiveReplica extends EventTarget {
    * @returns What `fn` returns.
    */
   async query<T>(fn: (db: DatabaseSync) => T | Promise<T>): Promise<T> {
-    if (!this.#readers || this.#state === "stopped" || (!this.#db && !this.#writer)) {
+    if (!this.#readers || this.#state === "stopped" || !this.#db) {
       throw new InvalidArgumentError(
         `Cannot query a replica that is not started: current value is "${this.#state}"`,
       );
@@ -603,14 +596,5 @@ export class LiveReplica extends EventTarget {
     this.#readers?.close();
     this.#db?.close();
     this.#db = undefined;
-    this.#writer?.close();
-    this.#writer = undefined;
   }
-}
-
-/** The writer of a replica following the store: WAL, so queries read while deltas apply. */
-function openWriter(file: string): DatabaseSync {
-  const db = new DatabaseSync(file);
-  db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL");
-  return db;
 }
