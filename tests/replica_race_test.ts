@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
+  FileSnapshotStore,
   LiveReplica,
   logGenerator,
   S3SnapshotStore,
@@ -257,6 +258,28 @@ Deno.test(
     } finally {
       await replica.stop();
       client.destroy();
+    }
+  },
+);
+
+Deno.test(
+  "a file store object whose sidecar is already deleted downloads as missing, not as an object without a checksum",
+  async () => {
+    const root = await Deno.makeTempDir({ prefix: "streambolt-race-" });
+    try {
+      const store = new FileSnapshotStore({ root });
+      const source = join(root, "source");
+      await Deno.writeTextFile(source, "bytes");
+      await store.put("s/shard/1.sqlite", source, { metadata: { sha256: "x" } });
+      // Half-way through a delete: the sidecar goes first, then the data.
+      await Deno.remove(join(root, "s", "shard", "1.sqlite.meta.json"));
+      await assert.rejects(
+        store.download("s/shard/1.sqlite", join(root, "out")),
+        Deno.errors.NotFound,
+        "s/shard/1.sqlite",
+      );
+    } finally {
+      await Deno.remove(root, { recursive: true });
     }
   },
 );
