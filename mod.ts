@@ -74,6 +74,7 @@ export {
   ShardReadError,
   SnapshotGeneratorError,
   SnapshotIntegrityError,
+  SnapshotVanishedError,
 } from "./src/errors.ts";
 export { type LogFields, type Logger, silentLogger } from "./src/logger.ts";
 

@@ -6,7 +6,7 @@
  * @module
  */
 import { InvalidArgumentError } from "./errors.ts";
-import { DELTA_COST_FACTOR, OBJECT_COST_BYTES, planRestore } from "./_restore.ts";
+import { DELTA_COST_FACTOR, OBJECT_COST_BYTES, planRestore } from "./restore_plan.ts";
 import { compareSequenceNumbers, type Snapshot } from "./snapshot.ts";
 
 /**

@@ -204,3 +204,42 @@ export class ConfigurationError extends Error {
     this.setting = setting;
   }
 }
+
+/**
+ * A snapshot listed in the store was gone by the time it was downloaded (a producer's
+ * retention or `gc` deleted it meanwhile), and listing the shard again did not get past such
+ * deletions within a few tries.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SnapshotVanishedError } from "./errors.ts";
+ * const error = new SnapshotVanishedError("orders/shardId-000000000000/42.sqlite.zst", 5);
+ * assert.equal(error.attempts, 5);
+ * ```
+ */
+export class SnapshotVanishedError extends Error {
+  /** The store key of the last snapshot found gone. */
+  readonly key: string;
+  /** Listings in a row that each planned an object found gone. */
+  readonly attempts: number;
+
+  /**
+   * Creates the error.
+   *
+   * @param key The store key of the snapshot found gone.
+   * @param attempts Listings in a row that each planned an object found gone.
+   * @param options Standard error options, such as `cause`.
+   */
+  constructor(key: string, attempts: number, options?: ErrorOptions) {
+    super(
+      `Cannot download snapshot as it was deleted from the store after it was listed (${attempts} listing${
+        attempts === 1 ? "" : "s"
+      } in a row planned an object found gone): current value is "${key}"`,
+      options,
+    );
+    this.name = "SnapshotVanishedError";
+    this.key = key;
+    this.attempts = attempts;
+  }
+}

@@ -5,9 +5,10 @@
  * @module
  */
 import { dirname, resolve } from "node:path";
-import { findLocalPoint, type LocalPoint, planRestore, restoreInto } from "./_restore.ts";
+import { findLocalPoint, giveUpAfterVanished, type LocalPoint, restoreInto } from "./_restore.ts";
+import { planRestore } from "./restore_plan.ts";
 import { listShardSnapshots } from "./_snapshot_io.ts";
-import { InvalidArgumentError, SnapshotIntegrityError } from "./errors.ts";
+import { InvalidArgumentError, SnapshotIntegrityError, SnapshotVanishedError } from "./errors.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import type { SnapshotMetadata } from "./metadata.ts";
 import { assertName, localSnapshotFile, type Snapshot } from "./snapshot.ts";
@@ -170,10 +171,14 @@ export class ShardSnapshotFinder {
    * before it is decoded, contents against its key, each delta against the point it applies
    * to) and the file is renamed into place only when the point is whole; a bad object is
    * reported with a {@linkcode SnapshotIntegrityError} and never left where it could be opened.
+   * An object of the chain deleted after the shard was listed (a producer's retention, `gc`)
+   * makes it list again and re-plan, up to 5 listings in a row.
    *
    * @param snapshot A snapshot of this finder's shard.
    * @param options Refresh from a local point; aborts the download.
    * @returns The metadata recorded inside the restored database.
+   * @throws {SnapshotVanishedError} When the point itself is deleted meanwhile, or listing again
+   * 5 times in a row did not get past deletions.
    */
   async downloadSnapshot(
     snapshot: Snapshot,
@@ -200,11 +205,14 @@ export class ShardSnapshotFinder {
 
   /**
    * Finds and downloads the newest restorable point; with `fallback`, when an object of its
-   * chain fails verification, the newest point that verifies.
+   * chain fails verification, the newest point that verifies. An object deleted after the
+   * shard was listed (the producer's retention races every consumer) makes it list again and
+   * re-plan: the newest point then, up to 5 listings in a row.
    *
    * @param options Fall back, refresh from a local point; aborts the download.
    * @returns The newest object of the point downloaded (its `localFile` is the database), or
    * `undefined` when the shard has no snapshot.
+   * @throws {SnapshotVanishedError} When 5 listings in a row each planned an object found gone.
    */
   async downloadLatestSnapshot(
     options?: DownloadLatestOptions,
@@ -220,10 +228,13 @@ export class ShardSnapshotFinder {
   ): Promise<{ snapshot: Snapshot; metadata: SnapshotMetadata } | undefined> {
     const exclude = new Set<string>();
     let firstError: SnapshotIntegrityError | undefined;
-    for (;;) {
+    let vanished: SnapshotVanishedError | undefined;
+    for (let listings = 1;;) {
       const local = options?.refresh ? await this.#localPoint() : undefined;
       const plan = planRestore(objects, { target, from: local?.sequenceNumber, exclude });
       if (!plan?.target) {
+        // The point asked for was deleted meanwhile: say so, rather than that nothing reaches it.
+        if (vanished && target && !firstError) throw vanished;
         if (firstError) throw firstError;
         return undefined;
       }
@@ -236,6 +247,12 @@ export class ShardSnapshotFinder {
         });
         return { snapshot: { ...plan.target, localFile: file }, metadata };
       } catch (error) {
+        if (error instanceof SnapshotVanishedError) {
+          giveUpAfterVanished(error, listings++);
+          vanished = error;
+          objects = await this.#listAgain(error, options);
+          continue;
+        }
         if (!(error instanceof SnapshotIntegrityError) || !options?.fallback) throw error;
         firstError ??= error;
         exclude.add(error.key);
@@ -245,6 +262,15 @@ export class ShardSnapshotFinder {
         });
       }
     }
+  }
+
+  /** An object of the plan was deleted since the listing (retention, `gc`): list again. */
+  async #listAgain(error: SnapshotVanishedError, options?: FindOptions): Promise<Snapshot[]> {
+    this.#logger.warn("snapshot deleted since the shard was listed; listing again", {
+      shard: this.shardId,
+      key: error.key,
+    });
+    return await this.findSnapshots(options);
   }
 
   #localPoint(): Promise<LocalPoint | undefined> {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { planRestore, restorablePoints } from "./_restore.ts";
+import { planRestore, restorablePoints } from "./restore_plan.ts";
 import { listShardSnapshots } from "./_snapshot_io.ts";
 import { InvalidArgumentError } from "./errors.ts";
 import { compareSequenceNumbers, compareSnapshots, type Snapshot } from "./snapshot.ts";

@@ -6,24 +6,31 @@
  *
  * @module
  */
-import { DatabaseSync } from "node:sqlite";
+import type { DatabaseSync } from "node:sqlite";
 import { join, resolve } from "node:path";
 import type { KinesisClientLike } from "./aws_client.ts";
-import { applyDeltas, planRestore, restoreInto, type RestorePlan } from "./_restore.ts";
+import { applyDeltas, giveUpAfterVanished, restoreInto } from "./_restore.ts";
+import { planRestore, type RestorePlan } from "./restore_plan.ts";
 import { ReaderPool } from "./_reader_pool.ts";
 import { recordReplicaLag, recordReplicaState } from "./_telemetry.ts";
 import { listShardSnapshots } from "./_snapshot_io.ts";
-import { InvalidArgumentError, SnapshotGeneratorError, SnapshotIntegrityError } from "./errors.ts";
+import {
+  InvalidArgumentError,
+  SnapshotGeneratorError,
+  SnapshotIntegrityError,
+  SnapshotVanishedError,
+} from "./errors.ts";
 import { ShardSnapshotFinder } from "./finder.ts";
 import type { SnapshotGenerator } from "./generator.ts";
-import { type RetryOptions, sleep } from "./kinesis/_retry.ts";
+import { isRetryable, type RetryOptions, sleep } from "./kinesis/_retry.ts";
 import { readShard } from "./kinesis/shard_reader.ts";
 import { type Logger, silentLogger } from "./logger.ts";
-import { readSnapshotMetadata, type SnapshotMetadata } from "./metadata.ts";
+import type { SnapshotMetadata } from "./metadata.ts";
 import type { ChildShard } from "./records.ts";
 import { assertName, assertSequenceNumber, BOOTSTRAP_SEQUENCE, type Snapshot } from "./snapshot.ts";
 import { SnapshotDb } from "./snapshot_db.ts";
 import type { SnapshotStore } from "./store/snapshot_store.ts";
+import { WatchedStore } from "./_watched_store.ts";
 
 /** Options for {@linkcode LiveReplica}. */
 export interface LiveReplicaOptions {
@@ -31,7 +38,10 @@ export interface LiveReplicaOptions {
    * Where new changes come from. `"kinesis"` (the default): the shard's records, applied
    * through the generator. `"store"`: the points the producer publishes, each new delta applied
    * as it appears (a new full snapshot is downloaded only when no delta leads on), so any number
-   * of consumers follow a shard without sharing its 5 reads per second.
+   * of consumers follow a shard without sharing its 5 reads per second. Following the store, a
+   * failed call to it is logged and tried again at the next poll, and an object the producer's
+   * retention deleted between the listing and its download makes it list again; only an object
+   * that fails verification or a failure to apply stops the replica (`failed`).
    */
   follow?: "kinesis" | "store";
   /** The Kinesis client (a `KinesisClient`); needed to follow Kinesis. */
@@ -147,10 +157,9 @@ export class LiveReplica extends EventTarget {
   #options: LiveReplicaOptions & { pollIntervalMs: number };
   #logger: Logger;
   #state: ReplicaState = "new";
-  /** Following Kinesis: the database, written through the generator. */
+  /** The database: following Kinesis, written through the generator; following the store, by
+   * applying deltas. */
   #db?: SnapshotDb;
-  /** Following the store: the database, written by applying deltas. */
-  #writer?: DatabaseSync;
   #readers?: ReaderPool;
   #abort = new AbortController();
   #loop?: Promise<void>;
@@ -159,6 +168,8 @@ export class LiveReplica extends EventTarget {
   #error?: unknown;
   #dir: string;
   #file: string;
+  /** The store, its failed calls told apart from the work around them. */
+  #store?: WatchedStore;
 
   /**
    * Creates a replica; nothing happens until {@linkcode LiveReplica.start}.
@@ -190,6 +201,7 @@ export class LiveReplica extends EventTarget {
     this.#logger = options.logger ?? silentLogger;
     this.#dir = join(resolve(options.localPath), options.stream, options.shardId);
     this.#file = join(this.#dir, "replica.sqlite");
+    if (options.store) this.#store = new WatchedStore(options.store);
   }
 
   /** Where the replica is: `new`, `running`, `closed` (shard resharded), `failed`, `stopped`. */
@@ -338,10 +350,9 @@ export class LiveReplica extends EventTarget {
         `Cannot follow the store as the shard has no snapshot yet: current value is "${this.#options.stream}/${this.#options.shardId}"`,
       );
     }
-    this.#writer = openWriter(this.#file);
-    const meta = readSnapshotMetadata(this.#writer)!;
-    this.#sequenceNumber = meta.sequenceNumber;
-    return meta.final;
+    this.#db = SnapshotDb.openPoint(this.#file, "replica");
+    this.#sequenceNumber = this.#db.sequenceNumber;
+    return this.#db.final;
   }
 
   /** A fresh replica file: the latest snapshot that verifies, or none. */
@@ -351,11 +362,11 @@ export class LiveReplica extends EventTarget {
     for (const suffix of ["", "-wal", "-shm", "-journal"]) {
       await Deno.remove(this.#file + suffix).catch(() => {});
     }
-    if (!o.store) return undefined;
+    if (!this.#store) return undefined;
     const download = join(this.#dir, ".download");
     try {
       const snapshot = await new ShardSnapshotFinder({
-        store: o.store,
+        store: this.#store!,
         stream: o.stream,
         shardId: o.shardId,
         localPath: download,
@@ -370,8 +381,8 @@ export class LiveReplica extends EventTarget {
 
   async #run(): Promise<void> {
     try {
-      if (this.#db) await this.#followKinesis(this.#db);
-      else await this.#followStore();
+      if (this.#options.follow === "store") await this.#followStore();
+      else await this.#followKinesis(this.#db!);
     } catch (error) {
       this.#fail(error);
     }
@@ -406,38 +417,78 @@ export class LiveReplica extends EventTarget {
     }
   }
 
-  /** Lists the shard's objects every interval and applies what leads on from here. */
+  /**
+   * Lists the shard's objects every interval and applies what leads on from here. A failed
+   * call to the store (or a listing that kept running into deleted objects) is tried again at
+   * the next interval: only a refused object or a failure to apply stops the replica.
+   */
   async #followStore(): Promise<void> {
-    const o = this.#options;
     for (;;) {
-      await sleep(o.pollIntervalMs, this.#abort.signal);
-      const objects = await listShardSnapshots(
-        o.store!,
-        o.stream,
-        o.shardId,
-        "",
-        this.#abort.signal,
-      );
-      const plan = planRestore(objects, { from: this.#sequenceNumber });
-      if (!plan || (plan.sequenceNumber === this.#sequenceNumber && !plan.final)) continue;
-      const before = readSnapshotMetadata(this.#writer!)!;
-      if (plan.path[0]?.kind === "full") await this.#replaceFromStore(plan);
-      else {
-        await applyDeltas(
-          o.store!,
-          this.#writer!,
-          plan.path,
-          `${this.#file}.delta`,
+      await sleep(this.#options.pollIntervalMs, this.#abort.signal);
+      try {
+        if (await this.#catchUpWithStore()) return;
+      } catch (error) {
+        if (this.#abort.signal.aborted || !this.#transient(error)) throw error;
+        this.#logger.warn("following the store failed; trying again at the next poll", {
+          shard: this.#options.shardId,
+          error: (error as Error)?.message ?? String(error),
+        });
+      }
+    }
+  }
+
+  /**
+   * Lists the shard and applies what leads on from here. An object deleted since the listing
+   * (the producer's retention) makes it list again and re-plan from the point reached.
+   *
+   * @returns True when the shard is final.
+   */
+  async #catchUpWithStore(): Promise<boolean> {
+    const o = this.#options;
+    for (let listings = 1;; listings++) {
+      const before = this.#db!.metadata();
+      try {
+        const objects = await listShardSnapshots(
+          this.#store!,
+          o.stream,
+          o.shardId,
+          "",
           this.#abort.signal,
         );
+        const plan = planRestore(objects, { from: this.#sequenceNumber });
+        if (!plan || (plan.sequenceNumber === this.#sequenceNumber && !plan.final)) return false;
+        if (plan.path[0]?.kind === "full") await this.#replaceFromStore(plan);
+        else {
+          const scratch = `${this.#file}.delta`;
+          await applyDeltas(this.#store!, this.#db!, plan.path, scratch, this.#abort.signal);
+        }
+        return this.#storePointApplied(before);
+      } catch (error) {
+        if (!(error instanceof SnapshotVanishedError)) throw error;
+        // The deltas before the one found gone stay applied: say so, and go on from there.
+        const moved = this.#db!.sequenceNumber !== before.sequenceNumber;
+        if (moved && this.#storePointApplied(before)) {
+          return true;
+        }
+        giveUpAfterVanished(error, listings);
+        this.#logger.warn("snapshot deleted since the shard was listed; listing again", {
+          shard: o.shardId,
+          key: error.key,
+        });
       }
-      if (this.#storePointApplied(before)) return;
     }
+  }
+
+  /** Whether an error of following the store is worth trying again at the next poll: a failed
+   * call to the store, or objects found gone listing after listing. */
+  #transient(error: unknown): boolean {
+    if (error instanceof SnapshotVanishedError) return true;
+    return this.#store!.threw(error) && isRetryable(error);
   }
 
   /** After a store point was applied: events, and the end when the shard is final. */
   #storePointApplied(before: SnapshotMetadata): boolean {
-    const meta = readSnapshotMetadata(this.#writer!)!;
+    const meta = this.#db!.metadata();
     this.#sequenceNumber = meta.sequenceNumber;
     const arrived = meta.lastArrivalAt ? Date.parse(meta.lastArrivalAt) : undefined;
     const lag = arrived === undefined ? 0 : Math.max(0, Date.now() - arrived);
@@ -456,9 +507,9 @@ export class LiveReplica extends EventTarget {
    * the database; queries in flight finish on the old one. */
   async #replaceFromStore(plan: RestorePlan): Promise<void> {
     const next = join(this.#dir, `replica-${crypto.randomUUID()}.sqlite`);
-    await restoreInto(this.#options.store!, plan, next, { signal: this.#abort.signal });
-    this.#writer!.close();
-    this.#writer = openWriter(next);
+    await restoreInto(this.#store!, plan, next, { signal: this.#abort.signal });
+    this.#db!.close();
+    this.#db = SnapshotDb.openPoint(next, "replica");
     await this.#readers!.replace(next);
   }
 
@@ -497,7 +548,7 @@ export class LiveReplica extends EventTarget {
    * @returns What `fn` returns.
    */
   async query<T>(fn: (db: DatabaseSync) => T | Promise<T>): Promise<T> {
-    if (!this.#readers || this.#state === "stopped" || (!this.#db && !this.#writer)) {
+    if (!this.#readers || this.#state === "stopped" || !this.#db) {
       throw new InvalidArgumentError(
         `Cannot query a replica that is not started: current value is "${this.#state}"`,
       );
@@ -545,14 +596,5 @@ export class LiveReplica extends EventTarget {
     this.#readers?.close();
     this.#db?.close();
     this.#db = undefined;
-    this.#writer?.close();
-    this.#writer = undefined;
   }
-}
-
-/** The writer of a replica following the store: WAL, so queries read while deltas apply. */
-function openWriter(file: string): DatabaseSync {
-  const db = new DatabaseSync(file);
-  db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL");
-  return db;
 }

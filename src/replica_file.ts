@@ -10,6 +10,7 @@
  */
 import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
+import { SnapshotDb } from "./snapshot_db.ts";
 import { applyDeltas, restoreInto, type RestorePlan, scratchBeside } from "./_restore.ts";
 import { readSnapshotMetadata, type SnapshotMetadata } from "./metadata.ts";
 import type { SnapshotStore } from "./store/snapshot_store.ts";
@@ -71,7 +72,7 @@ export class ReplicaFile {
   /** The file's path. */
   readonly file: string;
   #options: ReplicaFileOptions;
-  #db?: DatabaseSync;
+  #db?: SnapshotDb;
   #meta?: SnapshotMetadata;
 
   private constructor(file: string, options: ReplicaFileOptions) {
@@ -92,7 +93,7 @@ export class ReplicaFile {
   static async open(file: string, options: ReplicaFileOptions): Promise<ReplicaFile> {
     const replica = new ReplicaFile(file, options);
     if (await exists(file)) replica.#db = verifiedWriter(file, options);
-    replica.#meta = replica.#db ? readSnapshotMetadata(replica.#db) : undefined;
+    replica.#meta = replica.#db?.metadata();
     return replica;
   }
 
@@ -103,7 +104,7 @@ export class ReplicaFile {
 
   /** The open connection (for reading the generator's rows, e.g. to seed a child shard). */
   get db(): DatabaseSync | undefined {
-    return this.#db;
+    return this.#db?.db;
   }
 
   /**
@@ -145,7 +146,7 @@ export class ReplicaFile {
    */
   async install(source: string): Promise<void> {
     if (this.#db) {
-      replaceContents(this.#db, source);
+      replaceContents(this.#db.db, source);
       this.#pointApplied();
       return;
     }
@@ -158,15 +159,15 @@ export class ReplicaFile {
     // A -wal left beside a missing file would be replayed into the new one.
     for (const suffix of SIDE_FILES) await Deno.remove(this.file + suffix).catch(() => {});
     await Deno.rename(source, this.file);
-    this.#db = openWriter(this.file);
-    this.#meta = readSnapshotMetadata(this.#db);
+    this.#db = SnapshotDb.openPoint(this.file, "replica");
+    this.#meta = this.#db.metadata();
   }
 
   /** Reads the point again after a transaction applied a new one, and checkpoints the WAL
    * (passive: readers are never waited for; the next point's checkpoint catches up). */
   #pointApplied(): void {
-    this.#meta = readSnapshotMetadata(this.#db!);
-    this.#db!.exec("PRAGMA wal_checkpoint(PASSIVE)");
+    this.#meta = this.#db!.metadata();
+    this.#db!.db.exec("PRAGMA wal_checkpoint(PASSIVE)");
   }
 
   /**
@@ -175,7 +176,7 @@ export class ReplicaFile {
    * @returns The metadata.
    */
   refresh(): SnapshotMetadata | undefined {
-    this.#meta = this.#db ? readSnapshotMetadata(this.#db) : undefined;
+    this.#meta = this.#db?.metadata();
     return this.#meta;
   }
 
@@ -183,7 +184,7 @@ export class ReplicaFile {
   close(): void {
     if (!this.#db) return;
     try {
-      this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      this.#db.db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
     } catch {
       // A reader in the way: SQLite checkpoints on the next open.
     }
@@ -216,15 +217,8 @@ async function exists(file: string): Promise<boolean> {
   }
 }
 
-/** The writer of a replica file: WAL, so readers read while points are applied. */
-function openWriter(file: string): DatabaseSync {
-  const db = new DatabaseSync(file);
-  db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000");
-  return db;
-}
-
 /** Opens an existing replica file, checked before anything is written to it. */
-function verifiedWriter(file: string, options: ReplicaFileOptions): DatabaseSync {
+function verifiedWriter(file: string, options: ReplicaFileOptions): SnapshotDb {
   const bad = (why: string, cause?: unknown) =>
     new ReplicaFileError(file, `Cannot resume replica file as ${why}: current value is "${file}"`, {
       cause,
@@ -252,13 +246,13 @@ function verifiedWriter(file: string, options: ReplicaFileOptions): DatabaseSync
         `it holds ${meta.stream}/${meta.shardId}, not ${options.stream}/${options.shardId}`,
       );
     }
-    db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000");
-    return db;
+    db.close();
   } catch (error) {
     db.close();
     if (error instanceof ReplicaFileError) throw error;
     throw bad(`it cannot be read (${(error as Error).message})`, error);
   }
+  return SnapshotDb.openPoint(file, "replica");
 }
 
 interface SchemaRow {

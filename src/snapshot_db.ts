@@ -1,15 +1,22 @@
 /**
  * {@linkcode SnapshotDb}, the one owner of a snapshot database's lifecycle: open a file (a
- * downloaded snapshot, or nothing yet), bootstrap it or seed it from parent shards, run the
- * generator's `onStart`, apply pages of records each in one transaction with the sequence number
- * they reach, mark the shard final, compact, close. The snapshotter and the live replica are
- * thin users of it.
+ * downloaded snapshot, or nothing yet) and configure it for how it is kept, bootstrap it or seed
+ * it from parent shards, run the generator's `onStart`, apply pages of records each in one
+ * transaction with the sequence number they reach, or deltas, mark the shard final, compact,
+ * close. Every database streambolt writes goes through it: the snapshotter's working copy, the
+ * live replica (following Kinesis or the store) and a restore's target are thin users of it.
  *
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { schemaFingerprint, tablesWithNullableKey, tablesWithoutPrimaryKey } from "./_delta.ts";
-import { SnapshotGeneratorError, SnapshotIntegrityError } from "./errors.ts";
+import {
+  applyDelta,
+  type Delta,
+  schemaFingerprint,
+  tablesWithNullableKey,
+  tablesWithoutPrimaryKey,
+} from "./_delta.ts";
+import { InvalidArgumentError, SnapshotGeneratorError, SnapshotIntegrityError } from "./errors.ts";
 import type { ParentSnapshot, SnapshotGenerator } from "./generator.ts";
 import type { HashKeyRange } from "./kinesis/hash_key.ts";
 import {
@@ -45,6 +52,24 @@ export interface SeedFromParents {
   hashKeyRange: HashKeyRange;
 }
 
+/**
+ * How a snapshot database is kept while it is written.
+ *
+ * - `"work"`: a producer's private working copy, published only after it is closed and copied:
+ *   no journal on disk, no fsync (a crash discards the whole working directory).
+ * - `"replica"`: a database served to readers while it is written: WAL, `synchronous = NORMAL`.
+ * - `"restore"`: a restore's private target, renamed into place only once whole: no journal on
+ *   disk, no fsync (a failed restore removes it).
+ */
+export type Durability = "work" | "replica" | "restore";
+
+/** The pragmas each {@linkcode Durability} opens with. */
+const PRAGMAS: Record<Durability, string> = {
+  work: "PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF; PRAGMA temp_store = MEMORY",
+  replica: "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000",
+  restore: "PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF",
+};
+
 /** Options for {@linkcode SnapshotDb.open}. */
 export interface SnapshotDbOptions {
   /** The stream name. */
@@ -53,11 +78,8 @@ export interface SnapshotDbOptions {
   shardId: string;
   /** Turns records into rows. */
   generator: SnapshotGenerator;
-  /**
-   * `"work"` (default): a producer's private working copy, published only after it is closed
-   * and copied: no journal on disk, no fsync (a crash discards the whole working directory).
-   * `"replica"`: a database served to readers while it is written: WAL, `synchronous = NORMAL`.
-   */
+  /** How the file is kept while it is written ({@linkcode Durability}): `"work"` (default)
+   * or `"replica"`. */
   durability?: "work" | "replica";
   /** The store key the file was downloaded from: it must then carry streambolt metadata. */
   baseKey?: string;
@@ -94,7 +116,8 @@ export class SnapshotDb {
   readonly file: string;
   /** The open connection (for reading inside the owner's work, never for transactions). */
   readonly db: DatabaseSync;
-  #options: SnapshotDbOptions;
+  /** The shard and its generator; none for a point opened to apply deltas to. */
+  #options?: SnapshotDbOptions;
   #sequenceNumber = BOOTSTRAP_SEQUENCE;
   #final = false;
   #update?: StatementSync;
@@ -104,10 +127,22 @@ export class SnapshotDb {
   #trackedRecords = 0;
   #untracked?: string;
 
-  private constructor(file: string, db: DatabaseSync, options: SnapshotDbOptions) {
+  private constructor(file: string, db: DatabaseSync, options?: SnapshotDbOptions) {
     this.file = file;
     this.db = db;
     this.#options = options;
+  }
+
+  /** A connection to `file`, configured for how it is kept. */
+  static #connect(file: string, durability: Durability): DatabaseSync {
+    const db = new DatabaseSync(file);
+    try {
+      db.exec(PRAGMAS[durability]);
+      return db;
+    } catch (error) {
+      db.close();
+      throw error;
+    }
   }
 
   /**
@@ -119,15 +154,31 @@ export class SnapshotDb {
    * @returns The open database.
    */
   static async open(file: string, options: SnapshotDbOptions): Promise<SnapshotDb> {
-    const db = new DatabaseSync(file);
+    const db = SnapshotDb.#connect(file, options.durability ?? "work");
     const snapshotDb = new SnapshotDb(file, db, options);
     try {
-      db.exec(
-        options.durability === "replica"
-          ? "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL"
-          : "PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF; PRAGMA temp_store = MEMORY",
-      );
       await snapshotDb.#initialise();
+      return snapshotDb;
+    } catch (error) {
+      snapshotDb.close();
+      throw error;
+    }
+  }
+
+  /**
+   * Opens a database that holds a point (a verified download) as it is, to bring it forward
+   * with {@linkcode SnapshotDb.applyDelta}: no generator runs, and no records can be applied.
+   *
+   * @param file The database file, with streambolt metadata.
+   * @param durability `"replica"` (served to readers while deltas apply) or `"restore"` (a
+   * restore's private target).
+   * @returns The open database.
+   * @throws {SnapshotIntegrityError} Naming the file, when it has no streambolt metadata.
+   */
+  static openPoint(file: string, durability: "replica" | "restore"): SnapshotDb {
+    const snapshotDb = new SnapshotDb(file, SnapshotDb.#connect(file, durability));
+    try {
+      snapshotDb.#readPoint();
       return snapshotDb;
     } catch (error) {
       snapshotDb.close();
@@ -155,6 +206,40 @@ export class SnapshotDb {
   }
 
   /**
+   * Applies a verified delta whole, in one transaction, to the point it applies to, and moves
+   * to the point it reaches.
+   *
+   * @param delta The downloaded delta.
+   * @param key Its store key, for errors.
+   * @throws {SnapshotIntegrityError} When the delta does not fit the database (nothing changes).
+   */
+  applyDelta(delta: Delta, key: string): void {
+    applyDelta(this.db, delta, key);
+    this.#readPoint();
+  }
+
+  /** The point the metadata holds. */
+  #readPoint(): void {
+    const meta = readSnapshotMetadata(this.db);
+    if (!meta) {
+      throw new SnapshotIntegrityError(
+        this.file,
+        `Cannot use snapshot as it has no streambolt metadata: current value is "${this.file}"`,
+      );
+    }
+    this.#sequenceNumber = meta.sequenceNumber;
+    this.#final = meta.final;
+  }
+
+  /** The shard and its generator, which applying records needs. */
+  get #withGenerator(): SnapshotDbOptions {
+    if (this.#options) return this.#options;
+    throw new InvalidArgumentError(
+      `Cannot apply records as the database was opened without a generator: current value is "${this.file}"`,
+    );
+  }
+
+  /**
    * Applies a page: its records, in one transaction with the sequence number of its last
    * record, and on the last page of a closed shard the child shards (the database is final).
    * A generator failure rolls the page back and is reported as a
@@ -164,6 +249,7 @@ export class SnapshotDb {
    * @returns The number of records applied.
    */
   async applyPage(page: ShardPage): Promise<number> {
+    const o = this.#withGenerator;
     const children = page.closed ? page.childShards : undefined;
     if (page.records.length === 0) {
       if (children) {
@@ -179,7 +265,7 @@ export class SnapshotDb {
       applied = await this.#applyOneByOne(page, children, error.cause);
     }
     this.#sequenceNumber = page.records[page.records.length - 1].sequenceNumber;
-    const limit = this.#options.maxDeltaRecords ?? DEFAULT_MAX_DELTA_RECORDS;
+    const limit = o.maxDeltaRecords ?? DEFAULT_MAX_DELTA_RECORDS;
     if (this.#session && (this.#trackedRecords += page.records.length) > limit) {
       this.#stopTracking(`more than ${limit} records were applied since the last point`);
     }
@@ -272,7 +358,7 @@ export class SnapshotDb {
   }
 
   async #initialise(): Promise<void> {
-    const o = this.#options;
+    const o = this.#withGenerator;
     let meta = readSnapshotMetadata(this.db);
     const isBase = meta !== undefined;
     if (!meta && o.baseKey !== undefined) {
@@ -304,7 +390,7 @@ export class SnapshotDb {
   }
 
   async #bootstrap(): Promise<void> {
-    const o = this.#options;
+    const o = this.#withGenerator;
     const start = assertSequenceNumber(
       String(await o.generator.bootstrap?.(this.db) ?? BOOTSTRAP_SEQUENCE),
     );
@@ -312,7 +398,7 @@ export class SnapshotDb {
   }
 
   async #seed(seed: SeedFromParents): Promise<void> {
-    const o = this.#options;
+    const o = this.#withGenerator;
     const parents: ParentSnapshot[] = [];
     try {
       for (const p of seed.parents) {
@@ -341,7 +427,7 @@ export class SnapshotDb {
   async #applyWhole(batch: RecordBatch, children?: ChildShard[]): Promise<number> {
     return await this.#commit(batch, children, async () => {
       try {
-        await this.#options.generator.onRecords(this.db, batch);
+        await this.#withGenerator.generator.onRecords(this.db, batch);
       } catch (error) {
         throw new GeneratorFailure(error);
       }
@@ -359,13 +445,13 @@ export class SnapshotDb {
     batchError: unknown,
   ): Promise<number> {
     const db = this.db;
-    const onSkip = this.#options.onSkip;
+    const { generator, onSkip } = this.#withGenerator;
     const skipped: Array<[ShardRecord, unknown]> = [];
     const applied = await this.#commit(batch, children, async () => {
       for (const record of batch.records) {
         db.exec("SAVEPOINT streambolt_record");
         try {
-          await this.#options.generator.onRecords(db, { ...batch, records: [record] });
+          await generator.onRecords(db, { ...batch, records: [record] });
           db.exec("RELEASE streambolt_record");
         } catch (error) {
           db.exec("ROLLBACK TO streambolt_record");

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { SnapshotGeneratorError, SnapshotIntegrityError } from "./errors.ts";
+import { InvalidArgumentError, SnapshotGeneratorError, SnapshotIntegrityError } from "./errors.ts";
 import type { SnapshotGenerator } from "./generator.ts";
 import { logGenerator } from "./generators/log.ts";
 import { kvGenerator } from "./generators/kv.ts";
@@ -222,4 +222,52 @@ Deno.test("SnapshotDb.open() refuses a downloaded base without metadata", async 
     (error: Error) =>
       error instanceof SnapshotIntegrityError && /has no metadata/.test(error.message),
   );
+});
+
+Deno.test("SnapshotDb opens each kind of database with its own journal and sync settings", async () => {
+  const settings = (db: SnapshotDb) => ({
+    journal: (db.db.prepare("PRAGMA journal_mode").get() as { journal_mode: string }).journal_mode,
+    sync: (db.db.prepare("PRAGMA synchronous").get() as { synchronous: number }).synchronous,
+  });
+  const work = await openDb(logGenerator());
+  await work.applyPage(page(1, 3));
+  work.close();
+  const replica = await openDb(logGenerator(), { durability: "replica" });
+  try {
+    assert.deepEqual(settings(replica), { journal: "wal", sync: 1 });
+  } finally {
+    replica.close();
+  }
+  for (const [durability, expected] of [["replica", "wal"], ["restore", "memory"]] as const) {
+    const point = SnapshotDb.openPoint(work.file, durability);
+    try {
+      assert.deepEqual(settings(point), {
+        journal: expected,
+        sync: durability === "replica" ? 1 : 0,
+      });
+      assert.equal(point.sequenceNumber, "3", "the point the file holds");
+    } finally {
+      point.close();
+    }
+  }
+});
+
+Deno.test("SnapshotDb.openPoint() refuses a file without metadata and applies no records", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "streambolt-db-" });
+  const file = join(dir, "plain.sqlite");
+  const plain = new DatabaseSync(file);
+  plain.exec("CREATE TABLE t (x)");
+  plain.close();
+  assert.throws(
+    () => SnapshotDb.openPoint(file, "restore"),
+    (error: Error) => error instanceof SnapshotIntegrityError && error.message.includes(file),
+  );
+  const work = await openDb(logGenerator());
+  work.close();
+  const point = SnapshotDb.openPoint(work.file, "restore");
+  try {
+    await assert.rejects(point.applyPage(page(1, 1)), InvalidArgumentError);
+  } finally {
+    point.close();
+  }
 });

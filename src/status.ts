@@ -18,7 +18,7 @@ import type { KinesisClientLike } from "./aws_client.ts";
 import { listStreamShards, type StreamShard } from "./kinesis/list_shards.ts";
 import { streamRetentionHours } from "./kinesis/retention.ts";
 import { type WaitingRecords, waitingRecords } from "./kinesis/waiting_records.ts";
-import { planRestore } from "./_restore.ts";
+import { planRestore } from "./restore_plan.ts";
 import { listShardSnapshots } from "./_snapshot_io.ts";
 import { InvalidArgumentError } from "./errors.ts";
 import { assertName, BOOTSTRAP_SEQUENCE, type Snapshot, type SnapshotKind } from "./snapshot.ts";

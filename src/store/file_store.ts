@@ -195,10 +195,13 @@ export class FileSnapshotStore implements SnapshotStore {
     try {
       metadata = JSON.parse(await Deno.readTextFile(source + META_SUFFIX));
     } catch (error) {
-      if (
-        !(error instanceof Deno.errors.NotFound) &&
-        !(error instanceof SyntaxError)
-      ) throw error;
+      // No sidecar: not published, or being deleted (the sidecar goes first). No object then.
+      if (error instanceof Deno.errors.NotFound) {
+        throw new Deno.errors.NotFound(
+          `Cannot download object as it is not published: current value is "${key}"`,
+        );
+      }
+      if (!(error instanceof SyntaxError)) throw error;
     }
     await Deno.copyFile(source, file);
     options?.signal?.throwIfAborted();
