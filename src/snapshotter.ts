@@ -13,7 +13,7 @@ import { type ChainPolicy, resolveChainPolicy } from "./chain.ts";
 import { InvalidArgumentError } from "./errors.ts";
 import type { SnapshotGenerator } from "./generator.ts";
 import type { HashKeyRange } from "./kinesis/hash_key.ts";
-import type { RetryOptions } from "./kinesis/_retry.ts";
+import type { RetryOptions } from "./kinesis/retry_options.ts";
 import type { ReadShardOptions } from "./kinesis/shard_reader.ts";
 import type { Logger } from "./logger.ts";
 import type { ShardPage } from "./records.ts";

@@ -24,7 +24,6 @@ import {
   logGenerator,
   type Logger,
   type PutOptions,
-  readSnapshotMetadata,
   S3SnapshotStore,
   ShardSnapshotFinder,
   ShardSnapshotter,
@@ -35,6 +34,7 @@ import {
   type StoredObject,
   StreamSnapshotter,
 } from "../mod.ts";
+import { readSnapshotMetadata } from "../format.ts";
 import { runCli } from "./support/cli.ts";
 import { makeRecords, putRecords, type PutResult } from "./support/data.ts";
 import { createBucket, createStream, s3Client } from "./support/emulators.ts";
