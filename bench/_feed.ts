@@ -21,7 +21,7 @@ import {
   ShardSnapshotter,
   type ShardSnapshotterOptions,
 } from "../mod.ts";
-import { type RecordSource } from "../testing.ts";
+import type { RecordSource } from "../testing.ts";
 
 const encoder = new TextEncoder();
 const SEQ_BASE = 49_700_000_000_000_000_000_000_000_000_000_000_000_000n;

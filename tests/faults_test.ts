@@ -31,7 +31,7 @@ import {
   StreamSnapshotter,
 } from "../mod.ts";
 import { readSnapshotMetadata, snapshotKey } from "../format.ts";
-import { type RecordSource } from "../testing.ts";
+import type { RecordSource } from "../testing.ts";
 import { type CliResult, runCli, spawnCli } from "./support/cli.ts";
 import { makeRecords, putRecords, type PutResult, seededRandom } from "./support/data.ts";
 import { createBucket, createStream, kinesisClient, s3Client } from "./support/emulators.ts";
