@@ -116,7 +116,9 @@ export interface FollowOptions {
   /** Publish a point this often (ms) when records were applied. */
   publishEveryMs: number;
   /** Stops following: what was applied since the last point is published, then `follow`
-   * returns. */
+   * returns. (To abort instead, publishing nothing, use the snapshotter's `signal`.) */
+  stop?: AbortSignal;
+  /** @deprecated Use `stop`: this signal stops following gracefully, as `stop` does. */
   signal?: AbortSignal;
 }
 
@@ -220,7 +222,7 @@ export class ShardSnapshotter {
   /**
    * Follows the shard continuously: keeps its database open, applies records as they arrive,
    * and publishes a point every `publishEveryMs` when something changed (a delta, or a full
-   * snapshot when the chain policy calls for one). Returns when `signal` aborts (after
+   * snapshot when the chain policy calls for one). Returns when `stop` aborts (after
    * publishing what was applied since the last point) or when the shard closes (after
    * publishing its final snapshot).
    *
@@ -235,7 +237,7 @@ export class ShardSnapshotter {
         `Cannot follow a shard as publishEveryMs must be a number of ms >= 0: current value is ${options.publishEveryMs}`,
       );
     }
-    const stop = options.signal ?? new AbortController().signal;
+    const stop = options.stop ?? options.signal ?? new AbortController().signal;
     return await withWorkDir(
       o.localPath,
       `${o.stream}.${o.shardId}`,

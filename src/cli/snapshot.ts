@@ -379,7 +379,7 @@ async function follow(
   for (const signal of signals) Deno.addSignalListener(signal, onSignal);
   try {
     logger.info("following the stream", { publishEveryMs });
-    const latest = await snapshotter.follow({ publishEveryMs, signal: stop.signal });
+    const latest = await snapshotter.follow({ publishEveryMs, stop: stop.signal });
     logger.endProgress();
     if (json) outJson(latest.map(snapshotJson));
     else {
