@@ -7,6 +7,11 @@
  * through your {@linkcode SnapshotGenerator} and publishes it. The consumer,
  * {@linkcode ShardSnapshotFinder}, finds the latest snapshot and downloads it, verified.
  *
+ * Two subpaths hold what producing and consuming do not need: `@streambolt/streambolt/testing`
+ * (the record source a producer reads from, to feed it without Kinesis) and
+ * `@streambolt/streambolt/format` (snapshot keys and the metadata table, as `docs/format.md`
+ * specifies them). `docs/api.md` lists every export by role.
+ *
  * @example Produce and consume a snapshot
  * ```ts ignore
  * import { DatabaseSync } from "node:sqlite";

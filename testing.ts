@@ -27,7 +27,6 @@
  *   store,
  *   localPath: "./test-work",
  *   generator: kvGenerator(),
- *   hashKeyRange: { startingHashKey: "0", endingHashKey: "340282366920938463463374607431768211455" },
  *   source: scriptedSource([
  *     { sequenceNumber: "1", partitionKey: "order-1", data: encode({ total: 5 }) },
  *     { sequenceNumber: "2", partitionKey: "order-2", data: encode({ total: 7 }) },

@@ -85,7 +85,8 @@ export interface ShardSnapshotterOptions {
    * `recordsSkipped`. Defaults to false. */
   skipBadRecords?: boolean;
   /** Where pages of records come from. Defaults to `readShard` (Kinesis); another
-   * source (a file, a test or benchmark feed) gets the same options. */
+   * source (a file, a test or benchmark feed) gets the same options. `RecordSource` and
+   * `scriptedSource` are in `@streambolt/streambolt/testing`. */
   source?: RecordSource;
   /** Aborts every run of this snapshotter; nothing is published. */
   signal?: AbortSignal;
