@@ -155,6 +155,9 @@ class ShardReader {
       if (!done && o.prefetch !== false && raw.length > 0) {
         this.#pending = this.#fetchPage(out.NextShardIterator!);
       }
+      // Handled later by #takePending or close(); while the caller holds the page, a stop that
+      // aborts the prefetch must not surface as an unhandled rejection.
+      this.#pending?.catch(() => {});
       yield {
         shardId: o.shardId,
         records: await this.#toRecords(raw),
