@@ -7,6 +7,11 @@
  * through your {@linkcode SnapshotGenerator} and publishes it. The consumer,
  * {@linkcode ShardSnapshotFinder}, finds the latest snapshot and downloads it, verified.
  *
+ * Two subpaths hold what producing and consuming do not need: `@streambolt/streambolt/testing`
+ * (the record source a producer reads from, to feed it without Kinesis) and
+ * `@streambolt/streambolt/format` (snapshot keys and the metadata table, as `docs/format.md`
+ * specifies them). `docs/api.md` lists every export by role.
+ *
  * @example Produce and consume a snapshot
  * ```ts ignore
  * import { DatabaseSync } from "node:sqlite";
@@ -48,25 +53,14 @@
  *
  * @module
  */
-// Snapshots: what they are and how their keys read.
+// Snapshots: what they are. Their keys and metadata table: `@streambolt/streambolt/format`.
 export {
   BOOTSTRAP_SEQUENCE,
-  compareSequenceNumbers,
-  compareSnapshots,
-  parseSnapshotKey,
   type Snapshot,
   type SnapshotEncoding,
-  snapshotKey,
-  type SnapshotKeyParts,
   type SnapshotKind,
 } from "./src/snapshot.ts";
-export {
-  type AcceptedGap,
-  FORMAT_VERSION,
-  META_TABLE,
-  readSnapshotMetadata,
-  type SnapshotMetadata,
-} from "./src/metadata.ts";
+export type { AcceptedGap, SnapshotMetadata } from "./src/metadata.ts";
 export {
   ConfigurationError,
   InvalidArgumentError,
@@ -84,22 +78,16 @@ export type { ParentSnapshot, ShardLineage, SnapshotGenerator } from "./src/gene
 export { KV_TABLE_SQL, kvGenerator } from "./src/generators/kv.ts";
 export { LOG_TABLE_SQL, logGenerator } from "./src/generators/log.ts";
 
-// Kinesis.
-export type {
-  CommandLike,
-  KinesisClientLike,
-  S3ClientLike,
-  SendOptions,
-} from "./src/aws_client.ts";
+// Kinesis. The shapes a client double implements: `@streambolt/streambolt/testing`.
+export type { KinesisClientLike, S3ClientLike } from "./src/aws_client.ts";
 export { readShard, type ReadShardOptions } from "./src/kinesis/shard_reader.ts";
-export type { RetryOptions } from "./src/kinesis/_retry.ts";
+export type { RetryOptions } from "./src/kinesis/retry_options.ts";
 export {
   listStreamShards,
   type ListStreamShardsOptions,
   type StreamShard,
 } from "./src/kinesis/list_shards.ts";
 export { hashKeyOf, type HashKeyRange, inHashKeyRange } from "./src/kinesis/hash_key.ts";
-export { deaggregate, isAggregated } from "./src/kinesis/kpl.ts";
 
 // Stores.
 export {
@@ -116,25 +104,18 @@ export {
 } from "./src/store/snapshot_store.ts";
 export { FileSnapshotStore, type FileSnapshotStoreOptions } from "./src/store/file_store.ts";
 export { S3SnapshotStore, type S3SnapshotStoreOptions } from "./src/store/s3_store.ts";
-export {
-  openStore,
-  type OpenStoreOptions,
-  parseStoreUrl,
-  type StoreLocation,
-} from "./src/store/store_url.ts";
+export { openStore, type OpenStoreOptions } from "./src/store/store_url.ts";
 
-// Producing, consuming, collecting.
-export { type ChainCost, type ChainPolicy, DEFAULT_CHAIN_POLICY } from "./src/chain.ts";
+// Producing, consuming, collecting. The record source seam: `@streambolt/streambolt/testing`.
+export { type ChainPolicy, DEFAULT_CHAIN_POLICY } from "./src/chain.ts";
 export {
   type FollowOptions,
-  type RecordSource,
   ShardSnapshotter,
   type ShardSnapshotterOptions,
   type SnapshotProgress,
   type SnapshotShardOptions,
 } from "./src/snapshotter.ts";
 export {
-  ownsShard,
   type ShardOutcome,
   type StreamFollowOptions,
   StreamSnapshotError,
@@ -182,9 +163,7 @@ export {
 export {
   collectGarbage,
   type CollectGarbageOptions,
-  describeChains,
   type GarbageCollectionOptions,
   type GarbageCollectionResult,
-  planGarbageCollection,
   type SnapshotChain,
 } from "./src/gc.ts";

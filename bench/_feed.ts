@@ -15,13 +15,13 @@ import {
   type KinesisClientLike,
   kvGenerator,
   type ReadShardOptions,
-  type RecordSource,
   type S3SnapshotStore,
   type ShardPage,
   type ShardRecord,
   ShardSnapshotter,
   type ShardSnapshotterOptions,
 } from "../mod.ts";
+import type { RecordSource } from "../testing.ts";
 
 const encoder = new TextEncoder();
 const SEQ_BASE = 49_700_000_000_000_000_000_000_000_000_000_000_000_000n;

@@ -141,7 +141,7 @@ async function followUntil(
   });
   s.feed.append(s.change);
   const [, requests] = await f.counter.count(() =>
-    follower.follow({ publishEveryMs: 0, signal: stop.signal })
+    follower.follow({ publishEveryMs: 0, stop: stop.signal })
   );
   return { publishes: s.publishes - before, requests };
 }

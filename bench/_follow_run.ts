@@ -108,7 +108,7 @@ await new ShardSnapshotter({
       intervals.external.push(0);
     }
   },
-}).follow({ publishEveryMs: config.publishEveryMs, signal: stop.signal });
+}).follow({ publishEveryMs: config.publishEveryMs, stop: stop.signal });
 const ms = performance.now() - t0;
 clearInterval(sampler);
 clearInterval(arrivals);

@@ -13,7 +13,7 @@ import { type ChainPolicy, resolveChainPolicy } from "./chain.ts";
 import { InvalidArgumentError } from "./errors.ts";
 import type { SnapshotGenerator } from "./generator.ts";
 import type { HashKeyRange } from "./kinesis/hash_key.ts";
-import type { RetryOptions } from "./kinesis/_retry.ts";
+import type { RetryOptions } from "./kinesis/retry_options.ts";
 import type { ReadShardOptions } from "./kinesis/shard_reader.ts";
 import type { Logger } from "./logger.ts";
 import type { ShardPage } from "./records.ts";
@@ -85,7 +85,8 @@ export interface ShardSnapshotterOptions {
    * `recordsSkipped`. Defaults to false. */
   skipBadRecords?: boolean;
   /** Where pages of records come from. Defaults to `readShard` (Kinesis); another
-   * source (a file, a test or benchmark feed) gets the same options. */
+   * source (a file, a test or benchmark feed) gets the same options. `RecordSource` and
+   * `scriptedSource` are in `@streambolt/streambolt/testing`. */
   source?: RecordSource;
   /** Aborts every run of this snapshotter; nothing is published. */
   signal?: AbortSignal;
@@ -116,7 +117,9 @@ export interface FollowOptions {
   /** Publish a point this often (ms) when records were applied. */
   publishEveryMs: number;
   /** Stops following: what was applied since the last point is published, then `follow`
-   * returns. */
+   * returns. (To abort instead, publishing nothing, use the snapshotter's `signal`.) */
+  stop?: AbortSignal;
+  /** @deprecated Use `stop`: this signal stops following gracefully, as `stop` does. */
   signal?: AbortSignal;
 }
 
@@ -220,7 +223,7 @@ export class ShardSnapshotter {
   /**
    * Follows the shard continuously: keeps its database open, applies records as they arrive,
    * and publishes a point every `publishEveryMs` when something changed (a delta, or a full
-   * snapshot when the chain policy calls for one). Returns when `signal` aborts (after
+   * snapshot when the chain policy calls for one). Returns when `stop` aborts (after
    * publishing what was applied since the last point) or when the shard closes (after
    * publishing its final snapshot).
    *
@@ -235,7 +238,7 @@ export class ShardSnapshotter {
         `Cannot follow a shard as publishEveryMs must be a number of ms >= 0: current value is ${options.publishEveryMs}`,
       );
     }
-    const stop = options.signal ?? new AbortController().signal;
+    const stop = options.stop ?? options.signal ?? new AbortController().signal;
     return await withWorkDir(
       o.localPath,
       `${o.stream}.${o.shardId}`,

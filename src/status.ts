@@ -131,7 +131,7 @@ export interface StreamStatusOptions {
    * {@linkcode DEFAULT_MAX_AGE_MS}. */
   maxAgeMs?: number;
   /** How many objects are read (HEAD), or shards asked for waiting records, at once. Defaults
-   * to 8. */
+   * to 4, as every `concurrency` of streambolt. */
   concurrency?: number;
   /** The time to measure ages from. Defaults to now. */
   now?: Date;
@@ -189,7 +189,7 @@ export async function streamStatus(options: StreamStatusOptions): Promise<Stream
     maxAgeMs,
     retentionHours: known?.retentionHours,
   };
-  const limit = options.concurrency ?? 8;
+  const limit = options.concurrency ?? 4;
   const points = await mapLimited(shards, limit, async (shard) => {
     const point = newestPoint(objects, shard.shardId);
     const head = point && store.head ? await store.head(point.target.key, { signal }) : undefined;

@@ -149,7 +149,7 @@ export class StreamFollow {
       shardId: shard.shardId,
       hashKeyRange: shard.hashKeyRange,
       parents,
-    }).follow({ publishEveryMs: o.publishEveryMs, signal: this.#halt.signal })
+    }).follow({ publishEveryMs: o.publishEveryMs, stop: this.#halt.signal })
       .then((latest) => {
         if (!latest) return;
         this.#latest.set(shard.shardId, latest);

@@ -195,7 +195,8 @@ export class StreamSnapshotter {
    */
   async follow(options: StreamFollowOptions): Promise<Snapshot[]> {
     const o = this.#options;
-    const stop = anySignal(o.signal, options.signal) ?? new AbortController().signal;
+    const stop = anySignal(o.signal, options.stop ?? options.signal) ??
+      new AbortController().signal;
     return await new StreamFollow({
       ...o,
       owns: (shardId) => !o.worker || ownsShard(shardId, o.worker),
@@ -210,6 +211,8 @@ export interface StreamFollowOptions {
   /** Publish each shard's point this often (ms) when records were applied. */
   publishEveryMs: number;
   /** Stops following: each shard publishes what it applied since its last point. */
+  stop?: AbortSignal;
+  /** @deprecated Use `stop`: this signal stops following gracefully, as `stop` does. */
   signal?: AbortSignal;
 }
 

@@ -24,7 +24,6 @@ import {
   logGenerator,
   type Logger,
   type PutOptions,
-  readSnapshotMetadata,
   S3SnapshotStore,
   ShardSnapshotFinder,
   ShardSnapshotter,
@@ -35,6 +34,7 @@ import {
   type StoredObject,
   StreamSnapshotter,
 } from "../mod.ts";
+import { readSnapshotMetadata } from "../format.ts";
 import { runCli } from "./support/cli.ts";
 import { makeRecords, putRecords, type PutResult } from "./support/data.ts";
 import { createBucket, createStream, s3Client } from "./support/emulators.ts";
@@ -521,7 +521,7 @@ Deno.test(
     const { temp, store, shard, local } = await fileShard(30);
     const stop = new AbortController();
     const following = producer(store, shard, local, { pollIntervalMs: 200 })
-      .follow({ publishEveryMs: 300, signal: stop.signal });
+      .follow({ publishEveryMs: 300, stop: stop.signal });
     const finder = new ShardSnapshotFinder({
       ...shard,
       store,
@@ -559,7 +559,7 @@ Deno.test(
     const following = producer(store, shard, fresh(temp), {
       chain: { maxDeltas: 1, maxRestoreRatio: Infinity },
       pollIntervalMs: 200,
-    }).follow({ publishEveryMs: 100, signal: stop.signal });
+    }).follow({ publishEveryMs: 100, stop: stop.signal });
     const finder = new ShardSnapshotFinder({ ...shard, store, localPath: temp });
     let most = 0;
     for (let burst = 0; burst < 8; burst++) {
@@ -675,7 +675,7 @@ Deno.test(
       chain: LONG_CHAINS,
       pollIntervalMs: 200,
     });
-    const following = snapshotter.follow({ publishEveryMs: 300, signal: stop.signal });
+    const following = snapshotter.follow({ publishEveryMs: 300, stop: stop.signal });
     const [parent] = await listStreamShards(kinesis, shard.stream);
     const range = parent.hashKeyRange;
     const mid = (BigInt(range.startingHashKey) + BigInt(range.endingHashKey)) / 2n;

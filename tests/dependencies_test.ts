@@ -6,12 +6,12 @@ async function readJson<T>(path: string): Promise<T> {
   return JSON.parse(await Deno.readTextFile(new URL(path, ROOT))) as T;
 }
 
-/** The source of every module `deno publish` ships (mod.ts, cli.ts, src/ without tests). */
+/** The source of every module `deno publish` ships (deno.json's exports, src/ without tests). */
 async function publishedSources(): Promise<string[]> {
-  const sources = [
-    await Deno.readTextFile(new URL("mod.ts", ROOT)),
-    await Deno.readTextFile(new URL("cli.ts", ROOT)),
-  ];
+  const { exports } = await readJson<{ exports: Record<string, string> }>("deno.json");
+  const sources = await Promise.all(
+    Object.values(exports).map((path) => Deno.readTextFile(new URL(path, ROOT))),
+  );
   const walk = async (dir: URL): Promise<void> => {
     for await (const entry of Deno.readDir(dir)) {
       if (entry.isDirectory) await walk(new URL(`${entry.name}/`, dir));

@@ -12,7 +12,8 @@
  * standard variables point the clients at kinesis-local and fauxqs with test credentials, the
  * bucket `my-bucket` and the 1-shard stream `payments` (records `{ account, cents }`) exist, and
  * `@aws-sdk/client-s3` resolves to the SDK with path-style addressing on by default (the
- * emulator has no per-bucket host names). `@streambolt/streambolt` resolves to this checkout.
+ * emulator has no per-bucket host names). `@streambolt/streambolt` (and its subpaths) resolves
+ * to this checkout.
  *
  * @module
  */
@@ -93,7 +94,13 @@ export class S3Client extends SdkS3Client {
       imports: {
         ...own.imports,
         "@aws-sdk/client-s3": shim,
-        "@streambolt/streambolt": join(ROOT, "mod.ts"),
+        // The package and its subpaths ("./testing" as "@streambolt/streambolt/testing").
+        ...Object.fromEntries(
+          Object.entries(own.exports as Record<string, string>).map(([path, file]) => [
+            `@streambolt/streambolt${path.slice(1)}`,
+            join(ROOT, file),
+          ]),
+        ),
       },
     }),
   );

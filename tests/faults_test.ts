@@ -20,19 +20,18 @@ import {
   logGenerator,
   type Logger,
   readShard,
-  readSnapshotMetadata,
-  type RecordSource,
   S3SnapshotStore,
   ShardReadError,
   ShardSnapshotFinder,
   ShardSnapshotter,
   type Snapshot,
   SnapshotIntegrityError,
-  snapshotKey,
   type SnapshotMetadata,
   type SnapshotStore,
   StreamSnapshotter,
 } from "../mod.ts";
+import { readSnapshotMetadata, snapshotKey } from "../format.ts";
+import type { RecordSource } from "../testing.ts";
 import { type CliResult, runCli, spawnCli } from "./support/cli.ts";
 import { makeRecords, putRecords, type PutResult, seededRandom } from "./support/data.ts";
 import { createBucket, createStream, DENO, kinesisClient, s3Client } from "./support/emulators.ts";

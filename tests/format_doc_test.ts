@@ -221,7 +221,7 @@ const items: SnapshotGenerator = {
   onStart(db) {
     // A newline, a tab and a non-ASCII default in the schema: the fingerprint's JSON escaping.
     db.exec(`CREATE TABLE IF NOT EXISTS items (
-\tkey TEXT PRIMARY KEY,
+\tkey TEXT PRIMARY KEY NOT NULL,
 \tvalue TEXT NOT NULL DEFAULT 'é'
 )`);
   },

@@ -5,12 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import {
-  FileSnapshotStore,
-  parseSnapshotKey,
-  planGarbageCollection,
-  type Snapshot,
-} from "../mod.ts";
+import { FileSnapshotStore, type Snapshot } from "../mod.ts";
+import { parseSnapshotKey } from "../format.ts";
+import { planGarbageCollection } from "../src/gc.ts";
 import { type CliResult, runCli } from "./support/cli.ts";
 
 const HOUR_MS = 3_600_000;

@@ -97,7 +97,7 @@ async function upgradeWhileFollowing(v2: SnapshotGenerator) {
   const stop = new AbortController();
   await producer(v2, { logger: stopOnceReading(stop) }).follow({
     publishEveryMs: 60_000,
-    signal: stop.signal,
+    stop: stop.signal,
   });
   await put(1, 2);
   const latest = await producer(v2).snapshotShard();
@@ -145,7 +145,7 @@ Deno.test(
     const stop = new AbortController();
     const stopped = await producer(release(), { logger: stopOnceReading(stop) }).follow({
       publishEveryMs: 60_000,
-      signal: stop.signal,
+      stop: stop.signal,
     });
     assert.equal(stopped?.key, first.key);
     assert.equal(stopped?.localFile, first.localFile);

@@ -96,3 +96,16 @@ Deno.test("importing mod.ts loads no AWS SDK until a call needs it", async () =>
     assert.ok(!loaded.has(name), `mod.ts loads ${name} statically`);
   }
 });
+
+Deno.test("importing the testing and format subpaths loads no AWS SDK", async (t) => {
+  for (const entry of ["testing.ts", "format.ts"]) {
+    await t.step(entry, async () => {
+      const loaded = await staticallyLoaded(entry);
+      for (
+        const name of ["@aws-sdk/client-s3", "@aws-sdk/lib-storage", "@aws-sdk/client-kinesis"]
+      ) {
+        assert.ok(!loaded.has(name), `${entry} loads ${name} statically`);
+      }
+    });
+  }
+});

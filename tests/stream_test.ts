@@ -16,7 +16,6 @@ import {
   listStreamShards,
   LiveReplica,
   logGenerator,
-  readSnapshotMetadata,
   ShardSnapshotFinder,
   ShardSnapshotter,
   type Snapshot,
@@ -26,6 +25,7 @@ import {
   type StreamShard,
   StreamSnapshotter,
 } from "../mod.ts";
+import { readSnapshotMetadata } from "../format.ts";
 import { runCli } from "./support/cli.ts";
 import { makeRecords, putRecords, type PutResult, type TestRecord } from "./support/data.ts";
 import { createStream } from "./support/emulators.ts";

@@ -1,19 +1,17 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import {
-  deaggregate,
-  describeChains,
   hashKeyOf,
   inHashKeyRange,
   InvalidArgumentError,
-  isAggregated,
-  ownsShard,
-  parseSnapshotKey,
-  parseStoreUrl,
-  planGarbageCollection,
   type Snapshot,
   startingPosition,
 } from "../mod.ts";
+import { parseSnapshotKey } from "../format.ts";
+import { describeChains, planGarbageCollection } from "../src/gc.ts";
+import { deaggregate, isAggregated } from "../src/kinesis/kpl.ts";
+import { parseStoreUrl } from "../src/store/store_url.ts";
+import { ownsShard } from "../src/stream_snapshotter.ts";
 import { parseDuration, UsageError } from "../src/cli/_common.ts";
 import { parseWorker } from "../src/cli/snapshot.ts";
 import { aggregate } from "./support/kpl.ts";

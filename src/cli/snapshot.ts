@@ -390,7 +390,7 @@ async function follow(
 ): Promise<number> {
   const publishEveryMs = parsed.publishEveryMs!;
   logger.info("following the stream", { publishEveryMs });
-  const latest = await snapshotter.follow({ publishEveryMs, signal: stop });
+  const latest = await snapshotter.follow({ publishEveryMs, stop });
   logger.endProgress();
   if (parsed.values.json) outJson(latest.map(snapshotJson));
   else {

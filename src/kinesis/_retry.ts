@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { RetryOptions } from "./retry_options.ts";
 
 const THROTTLING = new Set([
   "ProvisionedThroughputExceededException",
@@ -52,19 +53,7 @@ export function isRetryable(error: unknown): boolean {
   return e.name !== "TypeError" && e.name !== "RangeError";
 }
 
-/** Settings for {@linkcode backoffDelay} and {@linkcode withRetries}. */
-export interface RetryOptions {
-  /** Attempts in all, including the first. */
-  maxAttempts: number;
-  /** First delay in ms. */
-  baseDelayMs: number;
-  /** Largest delay in ms. */
-  maxDelayMs: number;
-  /** Aborts the waiting. */
-  signal?: AbortSignal;
-  /** Told about each retry. */
-  onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
-}
+export type { RetryOptions };
 
 /** streambolt's retry budget for a Kinesis call: 10 attempts, backoff from 100 ms up to 5 s. */
 export const DEFAULT_RETRY: RetryOptions = {

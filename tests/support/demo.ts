@@ -180,7 +180,7 @@ async function continuous(store: SnapshotStore, shardId: string): Promise<void> 
     generator: kvGenerator(),
     chain: { maxRestoreRatio: 100 },
     pollIntervalMs: 200,
-  }).follow({ publishEveryMs: 500, signal: stop.signal });
+  }).follow({ publishEveryMs: 500, stop: stop.signal });
   await using replica = new LiveReplica({
     follow: "store",
     store,

@@ -4,7 +4,8 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
-import { readSnapshotMetadata, type SnapshotMetadata } from "../../mod.ts";
+import type { SnapshotMetadata } from "../../mod.ts";
+import { readSnapshotMetadata } from "../../format.ts";
 
 /** The `log` table's sequence numbers and the metadata of a snapshot file. */
 export function readLogSnapshot(file: string): {
