@@ -55,7 +55,7 @@ const INVARIANT = `SELECT (SELECT sum(balance) FROM accounts) = ${TOTAL}
 const ledger: SnapshotGenerator = {
   bootstrap(db) {
     db.exec(`CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
-      CREATE TABLE moves (seq TEXT PRIMARY KEY, amount INTEGER NOT NULL)`);
+      CREATE TABLE moves (seq TEXT PRIMARY KEY NOT NULL, amount INTEGER NOT NULL)`);
     const insert = db.prepare("INSERT INTO accounts VALUES (?, 1000)");
     for (let id = 0; id < ACCOUNTS; id++) insert.run(id);
     return "0";
