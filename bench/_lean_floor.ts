@@ -28,6 +28,7 @@ async function call(target: string, body: unknown): Promise<Record<string, unkno
     headers: {
       "content-type": "application/x-amz-json-1.1",
       "x-amz-target": `Kinesis_20131202.${target}`,
+      "x-amz-date": "20260101T000000Z",
       authorization:
         "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=host, Signature=0",
     },
