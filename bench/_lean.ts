@@ -17,6 +17,7 @@
  */
 import { join } from "node:path";
 import type { KinesisClient } from "@aws-sdk/client-kinesis";
+import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import { makeRecords, putRecords } from "../tests/support/data.ts";
 import { createStream, type Emulator, emulatorEnv } from "../tests/support/emulators.ts";
 import { type CountProxy, formatOps, startCountProxy } from "./_count_proxy.ts";
@@ -46,6 +47,10 @@ export interface LeanBench {
   kinesis: KinesisClient;
   /** The bucket, created. */
   bucket: string;
+  /** S3 (fauxqs), for counting what a follower published. */
+  s3: S3Client;
+  /** Seconds the follower of figure 12 runs (0: not measured). */
+  followSeconds: number;
   /** Records of the reference run (20,000). */
   records: number;
   /** Counted runs of each measurement. */
@@ -220,6 +225,52 @@ async function floor(c: Ctx): Promise<{ records: number; readCpuS: number; apply
   };
 }
 
+/** The objects under a prefix. */
+async function objectCount(c: Ctx, prefix: string): Promise<number> {
+  const out = await c.s3.send(new ListObjectsV2Command({ Bucket: c.bucket, Prefix: prefix }));
+  return out.KeyCount ?? 0;
+}
+
+/**
+ * The follower's CPU per published point: `snapshot --follow --publish-every 2s` on a
+ * caught-up prefix for `followSeconds` while ~45 records a second arrive, stopped by SIGTERM.
+ * Its CPU less the fixed cost and its records' cost, per point published.
+ */
+async function followPoint(c: Ctx, fixed: MedianCost, usPerRecord: number) {
+  const script = `${ROOT}bench/_lean_follow_run.ts`;
+  const prefix = "follow";
+  const args = snapshotArgs(c, `s3://${c.bucket}/${prefix}`, "work-follow");
+  await once(c, args);
+  const before = await objectCount(c, prefix);
+  log(`figure 12: following for ${c.followSeconds} s, publishing every 2 s`);
+  const cli = await cliArgs(script, [script]);
+  const child = new Deno.Command(cli[0], {
+    args: [...cli.slice(1), ...args.slice(c.cli.length), "--follow", "--publish-every", "2s"],
+    cwd: c.cwd,
+    env: { NO_COLOR: "1", ...c.env },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const output = child.output();
+  let records = 0;
+  for (let s = 0; s < c.followSeconds; s++) {
+    const started = performance.now();
+    await putRecords(c.writer, STREAM, makeRecords(45, { keys: 10_000, seed: 1_000 + s }), 1);
+    records += 45;
+    await new Promise((r) => setTimeout(r, Math.max(0, 1_000 - (performance.now() - started))));
+  }
+  child.kill("SIGTERM");
+  const stderr = new TextDecoder().decode((await output).stderr);
+  const line = stderr.split("\n").find((l) => l.startsWith("@@follow "));
+  if (!line) throw new Error(`Cannot measure the follower as it failed: ${stderr.slice(-2000)}`);
+  const { cpuS } = JSON.parse(line.slice("@@follow ".length));
+  const points = (await objectCount(c, prefix)) - before;
+  const perPointMs = ((cpuS - fixed.cpu - (records * usPerRecord) / 1e6) / Math.max(points, 1)) *
+    1000;
+  return { seconds: c.followSeconds, records, points, cpuS, perPointMs };
+}
+
 /** Figure 12: CPU per record against the floor. */
 async function figurePerRecord(c: Ctx, full: MedianCost, fixed: MedianCost): Promise<void> {
   log("figure 12: the floor (fetch + JSON.parse + base64, and the generator alone)");
@@ -228,13 +279,28 @@ async function figurePerRecord(c: Ctx, full: MedianCost, fixed: MedianCost): Pro
   const run = us(full.cpu - fixed.cpu);
   const read = us(f.readCpuS);
   const apply = us(f.applyCpuS);
-  c.bench.entry("perRecord", { runUsPerRecord: run, floor: { ...f, read, apply }, full, fixed });
+  const follow = c.followSeconds > 0 ? await followPoint(c, fixed, run) : undefined;
+  c.bench.entry("perRecord", {
+    runUsPerRecord: run,
+    floor: { ...f, read, apply },
+    full,
+    fixed,
+    follow,
+  });
   c.bench.row(
     "perRecord",
     `12. CPU per record of a ${c.records}-record run (its CPU less the fixed cost) vs the floor`,
     `${round(run, 1)} µs (${Math.round(1e6 / run)} records/s/core) vs ${
       round(read + apply, 1)
-    } µs (read ${round(read, 1)} + apply ${round(apply, 1)})`,
+    } µs (read ${round(read, 1)} + apply ${round(apply, 1)})${
+      follow
+        ? `; follower: ${
+          Math.round(follow.perPointMs)
+        } ms CPU per published point (${follow.points} points, ${follow.records} records, ${
+          round(follow.cpuS)
+        } CPU-s)`
+        : ""
+    }`,
     `${round(run / (read + apply))}`,
     "≤ 1.5",
   );

@@ -19,7 +19,8 @@
  * (50,000), BENCH_TRANSFER_MB (256), BENCH_DELTA_KEYS (1,000,000), BENCH_FOLLOW_KEYS (100,000),
  * BENCH_FOLLOW_RECORDS (records per publish interval, 2,000), BENCH_FOLLOW_INTERVAL_MS (200),
  * BENCH_FOLLOW_INTERVALS (60), BENCH_REQUEST_PUBLISHES (200), BENCH_LEAN_RECORDS (20,000),
- * BENCH_LEAN_RUNS (runs of each whole-process measurement of 11-13, 5).
+ * BENCH_LEAN_RUNS (runs of each whole-process measurement of 11-13, 5),
+ * BENCH_LEAN_FOLLOW_SECONDS (how long figure 12's follower runs, 30; 0 skips it).
  *
  * @module
  */
@@ -74,6 +75,7 @@ const FOLLOW_INTERVALS = size("BENCH_FOLLOW_INTERVALS", 60);
 const REQUEST_PUBLISHES = size("BENCH_REQUEST_PUBLISHES", 200);
 const LEAN_RECORDS = size("BENCH_LEAN_RECORDS", 20_000);
 const LEAN_RUNS = size("BENCH_LEAN_RUNS", 5);
+const LEAN_FOLLOW_SECONDS = size("BENCH_LEAN_FOLLOW_SECONDS", 30);
 const KEYS = 100_000;
 const BUCKET = "bench-bucket";
 
@@ -178,6 +180,8 @@ try {
       kinesis: e.kinesis!,
       writer: e.writer!,
       bucket: BUCKET,
+      s3: e.s3!,
+      followSeconds: LEAN_FOLLOW_SECONDS,
       records: LEAN_RECORDS,
       runs: LEAN_RUNS,
     }, { 11: want(11), 12: want(12), 13: want(13) });
