@@ -1,5 +1,5 @@
 /**
- * Figure 11, `streambolt replicate` in steady state, on synthetic shards in a file store:
+ * Figure 14, `streambolt replicate` in steady state, on synthetic shards in a file store:
  *
  * - cost per followed shard: CPU time and RSS of a replicator following 1 shard and `many`
  *   shards, idle (no new points) for `windowMs` after every shard holds a point; the difference
@@ -142,7 +142,7 @@ async function steady(dir: string, store: string, shards: number, windowMs: numb
   return line.steady as { cpuMs: number; peakRss: number };
 }
 
-/** Figure 11: cost per followed shard, and lag after a publish. */
+/** Figure 14: cost per followed shard, and lag after a publish. */
 export async function figureReplicate(
   bench: Recorder,
   temp: string,
@@ -156,7 +156,7 @@ export async function figureReplicate(
     feed: new SyntheticShard(options.keys),
     localPath: join(dir, `work-${i}`),
   }));
-  log(`figure 11: publishing ${options.many} shards of ${options.keys} keys`);
+  log(`figure 14: publishing ${options.many} shards of ${options.keys} keys`);
   for (const p of shards) await producer(store, p).snapshotShard();
   const one = await steady(dir, storeRoot, 1, options.windowMs);
   const many = await steady(dir, storeRoot, options.many, options.windowMs);
@@ -170,7 +170,7 @@ export async function figureReplicate(
   bench.entry("replicate", { ...options, one, many, perShard, lagsMs: lags, medianLagMs: median });
   bench.row(
     "replicate",
-    `11. replicate, idle: CPU and RSS per followed shard (1 vs ${options.many} shards, 1 s poll)`,
+    `14. replicate, idle: CPU and RSS per followed shard (1 vs ${options.many} shards, 1 s poll)`,
     `${round(perShard.cpuMsPerMinute, 1)} CPU-ms/min, ${
       round(mb(perShard.rssBytes), 2)
     } MB per shard (1 shard: ${round(one.cpuMs * 60_000 / options.windowMs, 0)} CPU-ms/min, ${
@@ -181,7 +181,7 @@ export async function figureReplicate(
   );
   bench.row(
     "replicate",
-    `11. replicate: lag from a publish to the point applied in the file (1 s poll)`,
+    `14. replicate: lag from a publish to the point applied in the file (1 s poll)`,
     `median ${median} ms of ${lags.length} (${lags.join(", ")} ms)`,
     `${round(median / 1_000, 2)}`,
     "<= 1 poll",

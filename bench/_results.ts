@@ -7,7 +7,7 @@
  */
 
 /** Every figure the harness knows, in the order of the table. */
-export const FIGURES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11] as const;
+export const FIGURES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14] as const;
 
 /** One line of the table, tied to the entry of results.json it reports. */
 export interface Row {
@@ -39,9 +39,10 @@ export interface Results {
 }
 
 /**
- * The figures `BENCH_FIGURES` selects (e.g. `1,5,6,7`); all when it is unset or empty.
+ * The figures `--only` or `BENCH_FIGURES` selects (e.g. `1,5,6,7`); all when it is unset or
+ * empty.
  *
- * @param value The variable's value.
+ * @param value The option's or the variable's value.
  * @returns The selected figure numbers.
  */
 export function selectedFigures(value: string | undefined): Set<number> {
@@ -56,6 +57,18 @@ export function selectedFigures(value: string | undefined): Set<number> {
     );
   }
   return new Set(picked);
+}
+
+/**
+ * The value of `--only N,M` (or `--only=N,M`) in the arguments, if any.
+ *
+ * @param args The program's arguments.
+ * @returns The value, or undefined.
+ */
+export function onlyArg(args: string[]): string | undefined {
+  const at = args.findIndex((a) => a === "--only" || a.startsWith("--only="));
+  if (at === -1) return undefined;
+  return args[at].startsWith("--only=") ? args[at].slice("--only=".length) : args[at + 1] ?? "";
 }
 
 /** The figure a row belongs to (its label starts with the number). */

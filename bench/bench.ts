@@ -7,17 +7,21 @@
  * Figures: 1 apply overhead, 2 catch-up vs reading, 3 bootstrap vs replay (and the 10M
  * extrapolation, when 1, 3, 4 and 5 run together), 4 transfer, 5 compression, 6 peak RSS of a
  * run, 7 delta size, 8 incremental vs full run, 9 chain bootstrap and refresh (7-9 are
- * measured together), 10 continuous producer: peak RSS and S3 requests, 11 `replicate` in
- * steady state: CPU and RSS per followed shard, lag after a publish.
+ * measured together), 10 continuous producer: peak RSS and S3 requests, 11 fixed cost of a CLI
+ * run with nothing to do, 12 CPU per record against its floor, 13 against the Go original's
+ * figures (11-13: bench/_lean.ts, one shard of 20,000 records in kinesis-local), 14
+ * `replicate` in steady state: CPU and RSS per followed shard, lag after a publish.
  *
- * `BENCH_FIGURES=1,5,6,7,8,9,10` runs only those (default: all; 2-3 load 50,000 records into
- * kinesis-local, ~13 min). bench/results.json keeps the last values of the figures not run,
+ * `deno task bench --only 11,12,13` (or `BENCH_FIGURES=11,12,13`) runs only those (default:
+ * all; 2-3 load 50,000 records into kinesis-local, ~13 min). bench/results.json keeps the last values of the figures not run,
  * each with the date it was measured.
  *
  * Sizes can be lowered for a quick look: BENCH_APPLY_RECORDS (1,000,000), BENCH_SHARD_RECORDS
  * (50,000), BENCH_TRANSFER_MB (256), BENCH_DELTA_KEYS (1,000,000), BENCH_FOLLOW_KEYS (100,000),
  * BENCH_FOLLOW_RECORDS (records per publish interval, 2,000), BENCH_FOLLOW_INTERVAL_MS (200),
- * BENCH_FOLLOW_INTERVALS (60), BENCH_REQUEST_PUBLISHES (200), BENCH_REPLICATE_SHARDS (8),
+ * BENCH_FOLLOW_INTERVALS (60), BENCH_REQUEST_PUBLISHES (200), BENCH_LEAN_RECORDS (20,000),
+ * BENCH_LEAN_RUNS (runs of each whole-process measurement of 11-13, 5),
+ * BENCH_LEAN_FOLLOW_SECONDS (how long figure 12's follower runs, 30; 0 skips it), BENCH_REPLICATE_SHARDS (8),
  * BENCH_REPLICATE_WINDOW_MS (idle window measured, 30,000).
  *
  * @module
@@ -45,7 +49,15 @@ import { figuresDeltas } from "./_deltas.ts";
 import { figureFollowMemory, figureRequests } from "./_follow.ts";
 import { figureReplicate } from "./_replicate.ts";
 import { RequestCounter } from "./_requests.ts";
-import { formatTable, mergeResults, Recorder, type Results, selectedFigures } from "./_results.ts";
+import { figuresLean } from "./_lean.ts";
+import {
+  formatTable,
+  mergeResults,
+  onlyArg,
+  Recorder,
+  type Results,
+  selectedFigures,
+} from "./_results.ts";
 import {
   extrapolation,
   figureBootstrap,
@@ -66,10 +78,13 @@ const FOLLOW_INTERVALS = size("BENCH_FOLLOW_INTERVALS", 60);
 const REQUEST_PUBLISHES = size("BENCH_REQUEST_PUBLISHES", 200);
 const REPLICATE_SHARDS = size("BENCH_REPLICATE_SHARDS", 8);
 const REPLICATE_WINDOW_MS = size("BENCH_REPLICATE_WINDOW_MS", 30_000);
+const LEAN_RECORDS = size("BENCH_LEAN_RECORDS", 20_000);
+const LEAN_RUNS = size("BENCH_LEAN_RUNS", 5);
+const LEAN_FOLLOW_SECONDS = size("BENCH_LEAN_FOLLOW_SECONDS", 30);
 const KEYS = 100_000;
 const BUCKET = "bench-bucket";
 
-const figures = selectedFigures(Deno.env.get("BENCH_FIGURES"));
+const figures = selectedFigures(onlyArg(Deno.args) ?? Deno.env.get("BENCH_FIGURES"));
 const want = (...numbers: number[]) => numbers.some((n) => figures.has(n));
 const bench = new Recorder();
 const temp = await Deno.makeTempDir({ prefix: "streambolt-bench-" });
@@ -86,8 +101,8 @@ interface Emulators {
 async function start(): Promise<Emulators> {
   const e: Emulators = {};
   const [kinesisEmu, s3Emu] = await Promise.all([
-    want(2, 3) ? startKinesis() : undefined,
-    want(2, 3, 4, 7, 8, 9, 10) ? startS3() : undefined,
+    want(2, 3, 11, 12, 13) ? startKinesis() : undefined,
+    want(2, 3, 4, 7, 8, 9, 10, 11, 12, 13) ? startS3() : undefined,
   ]);
   if (kinesisEmu) {
     e.kinesisEmu = kinesisEmu;
@@ -109,7 +124,7 @@ async function stop(e: Emulators): Promise<void> {
   await Promise.all([e.kinesisEmu?.stop(), e.s3Emu?.stop()]);
 }
 
-/** Figures 1, 5, 6, 11: in-process and child-process runs on the file store. */
+/** Figures 1, 5, 6, 14: in-process and child-process runs on the file store. */
 async function localFigures(): Promise<[ApplyResult?, SizeResult?]> {
   let apply: ApplyResult | undefined;
   let sizes: SizeResult | undefined;
@@ -123,7 +138,7 @@ async function localFigures(): Promise<[ApplyResult?, SizeResult?]> {
   if (want(1)) await figureTelemetryCost(bench, temp, { records: APPLY_RECORDS, keys: KEYS });
   if (want(5)) sizes = await figureSize(bench, temp, apply!.snapshotFile);
   if (want(6)) await figureMemory(bench, temp);
-  if (want(11)) {
+  if (want(14)) {
     await figureReplicate(bench, temp, {
       many: REPLICATE_SHARDS,
       keys: 10_000,
@@ -168,6 +183,22 @@ try {
   const [apply, sizes] = await localFigures();
   if (want(2, 3, 4)) await emulatorFigures(emulators, apply, sizes);
   if (want(7, 8, 9, 10)) await incrementalFigures(emulators, new RequestCounter(emulators.s3));
+  if (want(11, 12, 13)) {
+    const e = emulators;
+    await figuresLean({
+      bench,
+      temp,
+      kinesisEmu: e.kinesisEmu!,
+      s3Emu: e.s3Emu!,
+      kinesis: e.kinesis!,
+      writer: e.writer!,
+      bucket: BUCKET,
+      s3: e.s3!,
+      followSeconds: LEAN_FOLLOW_SECONDS,
+      records: LEAN_RECORDS,
+      runs: LEAN_RUNS,
+    }, { 11: want(11), 12: want(12), 13: want(13) });
+  }
 } finally {
   await stop(emulators);
   await Deno.remove(temp, { recursive: true });

@@ -97,6 +97,15 @@ export function ownsShard(shardId: string, worker: WorkerShare): boolean {
   return hash % worker.count === worker.index;
 }
 
+/** Whether a shard to snapshot has a parent the stream still lists (whose final snapshot the
+ * run must look up). */
+function hasListedParents(shards: StreamShard[], shardIds: string[] | undefined): boolean {
+  const listed = new Set(shards.map((s) => s.shardId));
+  return shards.some((s) =>
+    (!shardIds || shardIds.includes(s.shardId)) && s.parentShards.some((p) => listed.has(p))
+  );
+}
+
 /**
  * Snapshots every shard of a stream.
  *
@@ -172,7 +181,11 @@ export class StreamSnapshotter {
       }
     }
     // One listing of the whole stream's snapshots: the final ones tell which parents are done.
-    const stored = await listShardSnapshots(o.store, o.stream, undefined, o.localPath, signal);
+    // Only parents still in the stream need it: without them (no resharding, or parents past
+    // retention) each shard's own listing is the run's only one.
+    const stored = hasListedParents(shards, o.shardIds)
+      ? await listShardSnapshots(o.store, o.stream, undefined, o.localPath, signal)
+      : [];
     const run = new StreamRun({ ...o, signal }, shards, stored.filter((s) => s.final));
     this.#outcomes = await run.run();
     if (this.#outcomes.some((x) => x.status === "failed")) {

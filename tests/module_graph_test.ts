@@ -109,3 +109,15 @@ Deno.test("importing the testing and format subpaths loads no AWS SDK", async (t
     });
   }
 });
+
+Deno.test("a snapshot run loads no protobuf library, and the Kinesis SDK only once it runs", async (t) => {
+  for (const path of ["cli.ts", "src/cli/snapshot.ts", "src/kinesis/shard_reader.ts"]) {
+    await t.step(path, async () => {
+      const loaded = await staticallyLoaded(path);
+      assert.ok(loaded.has(new URL("src/kinesis/kpl.ts", ROOT).href) || path === "cli.ts");
+      for (const name of ["protobufjs", "@aws-sdk/client-kinesis", "@smithy/node-http-handler"]) {
+        assert.ok(!loaded.has(name), `${path} loads ${name} statically`);
+      }
+    });
+  }
+});

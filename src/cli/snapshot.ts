@@ -28,7 +28,6 @@ import {
   UsageError,
   wholeNumber,
 } from "./_common.ts";
-import { makeKinesisClient } from "./_aws.ts";
 import { type CliLogger, cliLogger } from "./_log.ts";
 import {
   openCliStore,
@@ -319,7 +318,8 @@ export async function run(args: string[]): Promise<number> {
   using stop = parsed.publishEveryMs === undefined ? undefined : stopOnSignal(logger);
   const store = await openCliStore(values, "snapshot");
   const generator = await loadGenerator((values.generator as string | undefined) ?? "kv");
-  const kinesis = makeKinesisClient();
+  // The Kinesis SDK is loaded here, not at the top: --help and bad arguments never need it.
+  const kinesis = (await import("./_aws.ts")).makeKinesisClient();
   const progress = new Map<string, SnapshotProgress>();
   try {
     const snapshotter = new StreamSnapshotter({

@@ -1,52 +1,17 @@
 /**
  * Deaggregation of records written by the Kinesis Producer Library in aggregated form: the
  * magic bytes `F3 89 9A C2`, a protobuf `AggregatedRecord`, then the MD5 of the protobuf bytes.
- * The protobuf is decoded with protobufjs from the KPL's message definition.
+ * The protobuf is decoded by a decoder written for the KPL's one message definition
+ * (`_aggregated_record.ts`), so that reading a shard loads no protobuf library.
  *
  * @module
  */
 import { createHash } from "node:crypto";
-import protobuf from "protobufjs/light";
 import type { ShardRecord } from "../records.ts";
+import { decodeAggregatedRecord } from "./_aggregated_record.ts";
 
 const MAGIC = [0xf3, 0x89, 0x9a, 0xc2];
 const MD5_LENGTH = 16;
-
-// The KPL's aggregation format (proto2), as protobufjs JSON.
-const AggregatedRecord = protobuf.Root.fromJSON({
-  nested: {
-    AggregatedRecord: {
-      fields: {
-        partition_key_table: { rule: "repeated", type: "string", id: 1 },
-        explicit_hash_key_table: { rule: "repeated", type: "string", id: 2 },
-        records: { rule: "repeated", type: "Record", id: 3 },
-      },
-    },
-    Tag: {
-      fields: {
-        key: { rule: "required", type: "string", id: 1 },
-        value: { rule: "optional", type: "string", id: 2 },
-      },
-    },
-    Record: {
-      fields: {
-        partition_key_index: { rule: "required", type: "uint64", id: 1 },
-        explicit_hash_key_index: { rule: "optional", type: "uint64", id: 2 },
-        data: { rule: "required", type: "bytes", id: 3 },
-        tags: { rule: "repeated", type: "Tag", id: 4 },
-      },
-    },
-  },
-}).lookupType("AggregatedRecord");
-
-interface DecodedRecord {
-  partition_key_index: { toNumber(): number } | number;
-  explicit_hash_key_index?: { toNumber(): number } | number;
-  data: Uint8Array;
-}
-
-const index = (value: { toNumber(): number } | number): number =>
-  typeof value === "number" ? value : value.toNumber();
 
 /**
  * Whether a record's data starts with the KPL aggregation magic bytes.
@@ -88,24 +53,14 @@ export function deaggregate(record: ShardRecord): ShardRecord[] {
   const digest = createHash("md5").update(body).digest();
   const trailer = data.subarray(data.length - MD5_LENGTH);
   for (let i = 0; i < MD5_LENGTH; i++) if (digest[i] !== trailer[i]) return [record];
-  let message: {
-    partition_key_table: string[];
-    explicit_hash_key_table: string[];
-    records: DecodedRecord[];
-  };
-  try {
-    message = AggregatedRecord.decode(body) as unknown as typeof message;
-  } catch {
-    return [record];
-  }
+  const message = decodeAggregatedRecord(body);
+  if (!message) return [record];
   const out: ShardRecord[] = [];
   message.records.forEach((r, i) => {
-    const partitionKey = message.partition_key_table[index(r.partition_key_index)];
-    const hasExplicit = Object.hasOwn(r, "explicit_hash_key_index") &&
-      r.explicit_hash_key_index !== undefined;
-    const explicitHashKey = hasExplicit
-      ? message.explicit_hash_key_table[index(r.explicit_hash_key_index!)]
-      : undefined;
+    const partitionKey = message.partitionKeys[r.partitionKeyIndex];
+    const explicitHashKey = r.explicitHashKeyIndex === undefined
+      ? undefined
+      : message.explicitHashKeys[r.explicitHashKeyIndex];
     out.push({
       sequenceNumber: record.sequenceNumber,
       subSequenceNumber: i,

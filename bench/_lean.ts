@@ -1,0 +1,348 @@
+/**
+ * Figures 11-13, a lean run: one shard of `records` records (JSON values, 10,000 keys) in
+ * kinesis-local, snapshotted by the CLI as users run it (`deno run` with the `cli` task's
+ * flags), each run a whole process timed by GNU time, medians of `runs` runs after a warm-up.
+ *
+ * - 11: the fixed cost of a `snapshot --shard` run with nothing to do (caught-up shard, its
+ *   local copy present), file store and S3, split into runtime start, module loading, client
+ *   set-up and requests (bench/_lean_probe.ts stops after each stage), with the requests the
+ *   run makes, counted by a proxy;
+ * - 12: the CPU per record of the 20,000-record run (its CPU less the fixed cost) against its
+ *   floor measured in the same run: plain `fetch` + `JSON.parse` + base64 of the same pages,
+ *   plus the generator applying the same records alone (bench/_lean_floor.ts);
+ * - 13: the run of the Go original's reference figures (20,000 records, a running sum per
+ *   key into S3) and the next run after +10% records, against those figures.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { KinesisClient } from "@aws-sdk/client-kinesis";
+import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import { makeRecords, putRecords } from "../tests/support/data.ts";
+import { createStream, type Emulator, emulatorEnv } from "../tests/support/emulators.ts";
+import { type CountProxy, formatOps, startCountProxy } from "./_count_proxy.ts";
+import { cliArgs, measure, median, type MedianCost, ROOT, sideBySide } from "./_process.ts";
+import { log, type Recorder, round } from "./_results.ts";
+
+const STREAM = "lean";
+const SHARD = "shardId-000000000000";
+/** The Go original's figures for the same work (one shard, 20,000 records, running sums). */
+export const GO = { wall: 0.73, cpu: 0.22, rssMb: 31, nextWall: 0.18 };
+/** The targets of figure 11. */
+const FIXED = { cpu: 0.2, rssMb: 60 };
+
+/** What figures 11-13 work with. */
+export interface LeanBench {
+  /** This run's results. */
+  bench: Recorder;
+  /** Scratch directory. */
+  temp: string;
+  /** kinesis-local. */
+  kinesisEmu: Emulator;
+  /** fauxqs. */
+  s3Emu: Emulator;
+  /** For loading records. */
+  writer: KinesisClient;
+  /** For creating the stream. */
+  kinesis: KinesisClient;
+  /** The bucket, created. */
+  bucket: string;
+  /** S3 (fauxqs), for counting what a follower published. */
+  s3: S3Client;
+  /** Seconds the follower of figure 12 runs (0: not measured). */
+  followSeconds: number;
+  /** Records of the reference run (20,000). */
+  records: number;
+  /** Counted runs of each measurement. */
+  runs: number;
+}
+
+/** Which of figures 11-13 to measure. */
+export type LeanFigures = { 11: boolean; 12: boolean; 13: boolean };
+
+interface Ctx extends LeanBench {
+  cwd: string;
+  env: Record<string, string>;
+  cli: string[];
+}
+
+const fmt = (c: MedianCost) =>
+  `${round(c.wall)} s, ${round(c.cpu)} CPU-s, ${Math.round(c.rssMb)} MB`;
+
+/** `snapshot` of the lean shard into `store` from `localDir`, with the given generator. */
+function snapshotArgs(c: Ctx, store: string, localDir: string, generator = "kv"): string[] {
+  return [
+    ...c.cli,
+    "snapshot",
+    "--stream",
+    STREAM,
+    "--shard",
+    SHARD,
+    "--store",
+    store,
+    "--local-dir",
+    localDir,
+    "--generator",
+    generator,
+    "--quiet",
+  ];
+}
+
+/** Runs a command once (a set-up step), failing loudly. */
+async function once(c: Ctx, args: string[], env = c.env): Promise<void> {
+  await measure(args, { cwd: c.cwd, env });
+}
+
+/** Figure 11: a run with nothing to do, and its split. */
+async function figureFixed(c: Ctx): Promise<MedianCost> {
+  const probe = `${ROOT}bench/_lean_probe.ts`;
+  const probeArgs = await cliArgs(probe, [probe]);
+  const fileRun = snapshotArgs(c, "files", "work-files");
+  const s3Run = snapshotArgs(c, `s3://${c.bucket}/fixed`, "work-fixed");
+  await once(c, fileRun);
+  await once(c, s3Run);
+  log("figure 11: runs with nothing to do, and the probes of their stages");
+  const at = (stage: string, store: string) => ({
+    args: [...probeArgs, stage, store],
+    cwd: c.cwd,
+    env: c.env,
+  });
+  const m = await sideBySide({
+    start: at("start", "files"),
+    modules: at("modules", "files"),
+    client: at("client", "files"),
+    run: { args: fileRun, cwd: c.cwd, env: c.env },
+    s3Modules: at("modules", "s3://b/p"),
+    s3Client: at("client", "s3://b/p"),
+    s3Run: { args: s3Run, cwd: c.cwd, env: c.env },
+  }, c.runs);
+  const [fileOps, s3Ops] = await countRequests(c, fileRun, s3Run);
+  const split = (run: MedianCost, client: MedianCost, modules: MedianCost) =>
+    `start ${round(m.start.cpu)} / modules ${round(modules.cpu - m.start.cpu)} / client ${
+      round(client.cpu - modules.cpu)
+    } / requests ${round(run.cpu - client.cpu)}`;
+  c.bench.entry("fixedCost", { ...m, requests: { file: fileOps, s3: s3Ops }, target: FIXED });
+  c.bench.row(
+    "fixedCost",
+    "11. fixed cost of a run with nothing to do: file store (S3)",
+    `${fmt(m.run)} (${fmt(m.s3Run)}); CPU-s ${split(m.run, m.client, m.modules)} (S3: ${
+      split(m.s3Run, m.s3Client, m.s3Modules)
+    }); requests ${formatOps(fileOps)} (S3: ${formatOps(s3Ops)})`,
+    `${round(m.run.cpu / FIXED.cpu)} CPU, ${round(m.run.rssMb / FIXED.rssMb)} RSS (S3 ${
+      round(m.s3Run.cpu / FIXED.cpu)
+    }, ${round(m.s3Run.rssMb / FIXED.rssMb)})`,
+    `≤ ${FIXED.cpu} CPU-s, ≤ ${FIXED.rssMb} MB`,
+  );
+  return m.s3Run;
+}
+
+/** The requests of one run with nothing to do, each store, through counting proxies. */
+async function countRequests(c: Ctx, fileRun: string[], s3Run: string[]) {
+  const proxies: CountProxy[] = [
+    startCountProxy(c.kinesisEmu.endpoint),
+    startCountProxy(c.s3Emu.endpoint),
+  ];
+  try {
+    const env = {
+      ...c.env,
+      AWS_ENDPOINT_URL_KINESIS: proxies[0].endpoint,
+      AWS_ENDPOINT_URL_S3: proxies[1].endpoint,
+    };
+    const counted = async (args: string[]) => {
+      for (const p of proxies) p.reset();
+      await once(c, args, env);
+      return { ...proxies[0].counts(), ...proxies[1].counts() };
+    };
+    return [await counted(fileRun), await counted(s3Run)];
+  } finally {
+    await Promise.all(proxies.map((p) => p.stop()));
+  }
+}
+
+/** The 20,000-record runs (figure 13), each into its own prefix and local directory. */
+async function fullRuns(c: Ctx, generator: string): Promise<MedianCost> {
+  log(`figure 13: ${c.runs} one-shot runs of ${c.records} records (running sums, S3)`);
+  await once(c, snapshotArgs(c, `s3://${c.bucket}/warm`, "work-warm", generator));
+  const costs = [];
+  for (let i = 0; i < c.runs; i++) {
+    costs.push(
+      await measure(snapshotArgs(c, `s3://${c.bucket}/sums-${i}`, `work-${i}`, generator), c),
+    );
+  }
+  return medianOf(costs);
+}
+
+/** The +10% runs: each continues one of the full runs' prefixes with its local copy. */
+async function nextRuns(c: Ctx, generator: string): Promise<MedianCost> {
+  const extra = Math.round(c.records / 10);
+  log(`figure 13: +${extra} records, then ${c.runs} next runs`);
+  await putRecords(c.writer, STREAM, makeRecords(extra, { keys: 10_000, seed: 99 }), 4);
+  const costs = [];
+  for (let i = 0; i < c.runs; i++) {
+    costs.push(
+      await measure(snapshotArgs(c, `s3://${c.bucket}/sums-${i}`, `work-${i}`, generator), c),
+    );
+  }
+  return medianOf(costs);
+}
+
+function medianOf(costs: { wall: number; cpu: number; rssMb: number }[]): MedianCost {
+  return {
+    wall: median(costs.map((x) => x.wall)),
+    cpu: median(costs.map((x) => x.cpu)),
+    rssMb: median(costs.map((x) => x.rssMb)),
+    runs: costs.length,
+  };
+}
+
+/** Figure 12's floor, in its own process. */
+async function floor(c: Ctx): Promise<{ records: number; readCpuS: number; applyCpuS: number }> {
+  const script = `${ROOT}bench/_lean_floor.ts`;
+  const runs = [];
+  for (let i = 0; i < c.runs; i++) {
+    const db = join(c.cwd, `floor-${i}.db`);
+    const out = await measure([
+      "deno",
+      "run",
+      "--quiet",
+      "--config",
+      `${ROOT}deno.json`,
+      `--allow-net=${new URL(c.kinesisEmu.endpoint).host}`,
+      `--allow-read=${c.cwd}`,
+      `--allow-write=${c.cwd}`,
+      script,
+      c.kinesisEmu.endpoint,
+      STREAM,
+      SHARD,
+      db,
+    ], c);
+    runs.push(JSON.parse(out.stdout));
+  }
+  return {
+    records: runs[0].records,
+    readCpuS: median(runs.map((r) => r.readCpuS)),
+    applyCpuS: median(runs.map((r) => r.applyCpuS)),
+  };
+}
+
+/** The objects under a prefix. */
+async function objectCount(c: Ctx, prefix: string): Promise<number> {
+  const out = await c.s3.send(new ListObjectsV2Command({ Bucket: c.bucket, Prefix: prefix }));
+  return out.KeyCount ?? 0;
+}
+
+/**
+ * The follower's CPU per published point: `snapshot --follow --publish-every 2s` on a
+ * caught-up prefix for `followSeconds` while ~45 records a second arrive, stopped by SIGTERM.
+ * Its CPU less the fixed cost and its records' cost, per point published.
+ */
+async function followPoint(c: Ctx, fixed: MedianCost, usPerRecord: number) {
+  const script = `${ROOT}bench/_lean_follow_run.ts`;
+  const prefix = "follow";
+  const args = snapshotArgs(c, `s3://${c.bucket}/${prefix}`, "work-follow");
+  await once(c, args);
+  const before = await objectCount(c, prefix);
+  log(`figure 12: following for ${c.followSeconds} s, publishing every 2 s`);
+  const cli = await cliArgs(script, [script]);
+  const child = new Deno.Command(cli[0], {
+    args: [...cli.slice(1), ...args.slice(c.cli.length), "--follow", "--publish-every", "2s"],
+    cwd: c.cwd,
+    env: { NO_COLOR: "1", ...c.env },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const output = child.output();
+  let records = 0;
+  for (let s = 0; s < c.followSeconds; s++) {
+    const started = performance.now();
+    await putRecords(c.writer, STREAM, makeRecords(45, { keys: 10_000, seed: 1_000 + s }), 1);
+    records += 45;
+    await new Promise((r) => setTimeout(r, Math.max(0, 1_000 - (performance.now() - started))));
+  }
+  child.kill("SIGTERM");
+  const stderr = new TextDecoder().decode((await output).stderr);
+  const line = stderr.split("\n").find((l) => l.startsWith("@@follow "));
+  if (!line) throw new Error(`Cannot measure the follower as it failed: ${stderr.slice(-2000)}`);
+  const { cpuS } = JSON.parse(line.slice("@@follow ".length));
+  const points = (await objectCount(c, prefix)) - before;
+  const perPointMs = ((cpuS - fixed.cpu - (records * usPerRecord) / 1e6) / Math.max(points, 1)) *
+    1000;
+  return { seconds: c.followSeconds, records, points, cpuS, perPointMs };
+}
+
+/** Figure 12: CPU per record against the floor. */
+async function figurePerRecord(c: Ctx, full: MedianCost, fixed: MedianCost): Promise<void> {
+  log("figure 12: the floor (fetch + JSON.parse + base64, and the generator alone)");
+  const f = await floor(c);
+  const us = (s: number) => (s * 1e6) / c.records;
+  const run = us(full.cpu - fixed.cpu);
+  const read = us(f.readCpuS);
+  const apply = us(f.applyCpuS);
+  const follow = c.followSeconds > 0 ? await followPoint(c, fixed, run) : undefined;
+  c.bench.entry("perRecord", {
+    runUsPerRecord: run,
+    floor: { ...f, read, apply },
+    full,
+    fixed,
+    follow,
+  });
+  c.bench.row(
+    "perRecord",
+    `12. CPU per record of a ${c.records}-record run (its CPU less the fixed cost) vs the floor`,
+    `${round(run, 1)} µs (${Math.round(1e6 / run)} records/s/core) vs ${
+      round(read + apply, 1)
+    } µs (read ${round(read, 1)} + apply ${round(apply, 1)})${
+      follow
+        ? `; follower: ${
+          Math.round(follow.perPointMs)
+        } ms CPU per published point (${follow.points} points, ${follow.records} records, ${
+          round(follow.cpuS)
+        } CPU-s)`
+        : ""
+    }`,
+    `${round(run / (read + apply))}`,
+    "≤ 1.5",
+  );
+}
+
+/** Figure 13: the reference run and the next one against the Go original's figures. */
+function figureGo(c: Ctx, full: MedianCost, next: MedianCost): void {
+  c.bench.entry("vsGo", { full, next, go: GO });
+  c.bench.row(
+    "vsGo",
+    `13. ${c.records} records, running sums, S3, vs the Go original (${GO.wall} s, ${GO.cpu} CPU-s, ${GO.rssMb} MB; +10% ${GO.nextWall} s)`,
+    `${fmt(full)}; +10%: ${fmt(next)}`,
+    `wall ${round(full.wall / GO.wall)}, CPU ${round(full.cpu / GO.cpu)}, RSS ${
+      round(full.rssMb / GO.rssMb)
+    }, +10% wall ${round(next.wall / GO.nextWall)}`,
+    "wall ≤ 1.3, CPU ≤ 2.0, RSS ≤ 2.0, +10% wall ≤ 2.0",
+  );
+}
+
+/**
+ * Figures 11-13 on one shard of kinesis-local and fauxqs.
+ *
+ * @param b What they work with.
+ * @param want Which to measure (12 needs 13's full runs and 11's fixed cost, and runs them).
+ */
+export async function figuresLean(b: LeanBench, want: LeanFigures): Promise<void> {
+  const cwd = await Deno.makeTempDir({ dir: b.temp, prefix: "lean-" });
+  const generator = `${ROOT}bench/_sums.ts`;
+  const c: Ctx = {
+    ...b,
+    cwd,
+    env: emulatorEnv(b.kinesisEmu, b.s3Emu),
+    cli: await cliArgs(`${ROOT}cli.ts`, [generator]),
+  };
+  log(`figures 11-13: loading ${b.records} records into one shard`);
+  await createStream(b.kinesis, STREAM, 1);
+  for (let i = 0; i < b.records; i += 5_000) {
+    const n = Math.min(5_000, b.records - i);
+    await putRecords(b.writer, STREAM, makeRecords(n, { keys: 10_000, seed: i + 1 }), 4);
+  }
+  const full = want[12] || want[13] ? await fullRuns(c, generator) : undefined;
+  const fixed = want[11] || want[12] ? await figureFixed(c) : undefined;
+  if (want[12]) await figurePerRecord(c, full!, fixed!);
+  if (want[13]) figureGo(c, full!, await nextRuns(c, generator));
+}
