@@ -29,5 +29,5 @@ export {
   parseSnapshotKey,
   snapshotKey,
   type SnapshotKeyParts,
-} from "./src/snapshot.ts";
+} from "./src/snapshot_key.ts";
 export { FORMAT_VERSION, META_TABLE, readSnapshotMetadata } from "./src/metadata.ts";

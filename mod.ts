@@ -59,7 +59,7 @@ export {
   type Snapshot,
   type SnapshotEncoding,
   type SnapshotKind,
-} from "./src/snapshot.ts";
+} from "./src/snapshot_key.ts";
 export type { AcceptedGap, SnapshotMetadata } from "./src/metadata.ts";
 export {
   ConfigurationError,
@@ -114,7 +114,7 @@ export {
   type ShardSnapshotterOptions,
   type SnapshotProgress,
   type SnapshotShardOptions,
-} from "./src/snapshotter.ts";
+} from "./src/shard_snapshotter.ts";
 export {
   type ShardOutcome,
   type StreamFollowOptions,

@@ -44,5 +44,5 @@
  * @module
  */
 export type { CommandLike, SendOptions } from "./src/aws_client.ts";
-export type { RecordSource } from "./src/snapshotter.ts";
+export type { RecordSource } from "./src/shard_snapshotter.ts";
 export { scriptedSource, type ScriptedSourceOptions } from "./src/scripted_source.ts";

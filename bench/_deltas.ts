@@ -33,7 +33,7 @@ import {
 import { decodeFile } from "../src/_codec.ts";
 import { applyDelta, fetchDelta } from "../src/_delta.ts";
 import { DELTA_COST_FACTOR } from "../src/_restore.ts";
-import { fetchSnapshot } from "../src/_snapshot_io.ts";
+import { fetchSnapshot } from "../src/_fetch.ts";
 import { time } from "./_data.ts";
 import { feedProducer, SHARD_ID, STREAM, SyntheticShard } from "./_feed.ts";
 import { formatCounts, type RequestCounter, type RequestCounts } from "./_requests.ts";

@@ -9,7 +9,7 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
-import type { SnapshotEncoding } from "./snapshot.ts";
+import type { SnapshotEncoding } from "./snapshot_key.ts";
 
 /** What an encode or decode pass measured. */
 export interface CodecResult {

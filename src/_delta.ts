@@ -14,7 +14,7 @@ import zlib from "node:zlib";
 import { SnapshotIntegrityError } from "./errors.ts";
 import { recordTransfer } from "./_telemetry.ts";
 import { readSnapshotMetadata } from "./metadata.ts";
-import type { Snapshot, SnapshotEncoding } from "./snapshot.ts";
+import type { Snapshot, SnapshotEncoding } from "./snapshot_key.ts";
 import type { SnapshotStore } from "./store/snapshot_store.ts";
 
 const MAGIC = "streambolt-delta 1\n";

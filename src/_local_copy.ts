@@ -9,9 +9,9 @@
 import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { readSnapshotMetadata } from "./metadata.ts";
-import { localSnapshotFile, type Snapshot } from "./snapshot.ts";
-import type { SnapshotDb } from "./snapshot_db.ts";
-import type { ShardSnapshotterOptions } from "./snapshotter.ts";
+import { localSnapshotFile, type Snapshot } from "./snapshot_key.ts";
+import type { SnapshotDb } from "./database.ts";
+import type { ShardSnapshotterOptions } from "./shard_snapshotter.ts";
 
 /** Whose copy it is: the store published to, the shard, the producer's local dir. */
 export type CopyOwner = Pick<ShardSnapshotterOptions, "store" | "stream" | "shardId" | "localPath">;

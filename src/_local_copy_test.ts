@@ -4,7 +4,7 @@ import type { DatabaseSync } from "node:sqlite";
 import { standsAsPoint } from "./_local_copy.ts";
 import type { SnapshotGenerator } from "./generator.ts";
 import { logGenerator } from "./generators/log.ts";
-import { SnapshotDb } from "./snapshot_db.ts";
+import { SnapshotDb } from "./database.ts";
 
 /** The log generator, with `onStart` extended by `more`. */
 function withStart(more: (db: DatabaseSync) => void): SnapshotGenerator {

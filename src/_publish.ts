@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { encodeFile } from "./_codec.ts";
 import { encodeDelta } from "./_delta.ts";
 import { planRestore } from "./_restore.ts";
-import { listShardSnapshots } from "./_snapshot_io.ts";
+import { listShardSnapshots } from "./_fetch.ts";
 import { recordPublished, recordTransfer, type RunTrace } from "./_telemetry.ts";
 import { type ChainCost, type ChainPolicy, fullDue } from "./chain.ts";
 import type { Logger } from "./logger.ts";
@@ -20,9 +20,9 @@ import {
   type Snapshot,
   snapshotKey,
   type SnapshotKeyParts,
-} from "./snapshot.ts";
-import type { Changes, SnapshotDb } from "./snapshot_db.ts";
-import type { ShardSnapshotterOptions, SnapshotProgress } from "./snapshotter.ts";
+} from "./snapshot_key.ts";
+import type { Changes, SnapshotDb } from "./database.ts";
+import type { ShardSnapshotterOptions, SnapshotProgress } from "./shard_snapshotter.ts";
 import { ObjectExistsError } from "./store/snapshot_store.ts";
 
 /** What the store holds of a shard, as a producer knows it. */

@@ -8,15 +8,15 @@
 import { join } from "node:path";
 import type { KinesisClientLike } from "./aws_client.ts";
 import type { SnapshotGenerator } from "./generator.ts";
-import type { RetryOptions } from "./kinesis/_retry.ts";
+import type { RetryOptions } from "./kinesis/retry.ts";
 import { readShard } from "./kinesis/shard_reader.ts";
 import type { Logger } from "./logger.ts";
 import type { ReplicaDir } from "./replica_dir.ts";
 import type { FollowedShard } from "./replicate.ts";
 import { planRestore, type RestorePlan } from "./_restore.ts";
-import { listShardSnapshots } from "./_snapshot_io.ts";
-import { type ParentFile, SnapshotDb } from "./snapshot_db.ts";
-import type { Snapshot } from "./snapshot.ts";
+import { listShardSnapshots } from "./_fetch.ts";
+import { type ParentFile, SnapshotDb } from "./database.ts";
+import type { Snapshot } from "./snapshot_key.ts";
 import type { SnapshotStore } from "./store/snapshot_store.ts";
 import { recordReplicaLag } from "./_telemetry.ts";
 

@@ -7,12 +7,12 @@
  */
 import { dirname, join } from "node:path";
 import { fetchDelta } from "./_delta.ts";
-import { fetchSnapshot, readMetadataOf } from "./_snapshot_io.ts";
+import { fetchSnapshot, readMetadataOf } from "./_fetch.ts";
 import { SnapshotIntegrityError, SnapshotVanishedError } from "./errors.ts";
 import type { SnapshotMetadata } from "./metadata.ts";
 import type { RestorePlan } from "./restore_plan.ts";
-import { compareSequenceNumbers, type Snapshot } from "./snapshot.ts";
-import { SnapshotDb } from "./snapshot_db.ts";
+import { compareSequenceNumbers, type Snapshot } from "./snapshot_key.ts";
+import { SnapshotDb } from "./database.ts";
 import type { SnapshotStore } from "./store/snapshot_store.ts";
 import { WatchedStore } from "./_watched_store.ts";
 

@@ -3,7 +3,7 @@ import { KinesisClient } from "@aws-sdk/client-kinesis";
 import { S3Client } from "@aws-sdk/client-s3";
 import type { KinesisClientLike, S3ClientLike } from "./aws_client.ts";
 import { S3SnapshotStore } from "./store/s3_store.ts";
-import { ShardSnapshotter } from "./snapshotter.ts";
+import { ShardSnapshotter } from "./shard_snapshotter.ts";
 import { FileSnapshotStore } from "./store/file_store.ts";
 import { kvGenerator } from "./generators/kv.ts";
 

@@ -7,7 +7,7 @@
  */
 import { InvalidArgumentError } from "./errors.ts";
 import { DELTA_COST_FACTOR, OBJECT_COST_BYTES, planRestore } from "./restore_plan.ts";
-import { compareSequenceNumbers, type Snapshot } from "./snapshot.ts";
+import { compareSequenceNumbers, type Snapshot } from "./snapshot_key.ts";
 
 /**
  * When a producer writes a full snapshot again (as well as the delta), so that a consumer's

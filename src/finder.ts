@@ -7,11 +7,11 @@
 import { dirname, resolve } from "node:path";
 import { findLocalPoint, giveUpAfterVanished, type LocalPoint, restoreInto } from "./_restore.ts";
 import { planRestore } from "./restore_plan.ts";
-import { listShardSnapshots } from "./_snapshot_io.ts";
+import { listShardSnapshots } from "./_fetch.ts";
 import { InvalidArgumentError, SnapshotIntegrityError, SnapshotVanishedError } from "./errors.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import type { SnapshotMetadata } from "./metadata.ts";
-import { assertName, localSnapshotFile, type Snapshot } from "./snapshot.ts";
+import { assertName, localSnapshotFile, type Snapshot } from "./snapshot_key.ts";
 import type { SnapshotStore } from "./store/snapshot_store.ts";
 
 /** Options for {@linkcode ShardSnapshotFinder}. */

@@ -6,9 +6,9 @@
  * @module
  */
 import { planRestore, restorablePoints } from "./restore_plan.ts";
-import { listShardSnapshots } from "./_snapshot_io.ts";
+import { listShardSnapshots } from "./_fetch.ts";
 import { InvalidArgumentError } from "./errors.ts";
-import { compareSequenceNumbers, compareSnapshots, type Snapshot } from "./snapshot.ts";
+import { compareSequenceNumbers, compareSnapshots, type Snapshot } from "./snapshot_key.ts";
 import type { SnapshotStore } from "./store/snapshot_store.ts";
 
 /** Options for {@linkcode planGarbageCollection} and {@linkcode collectGarbage}. */
@@ -46,7 +46,7 @@ export interface SnapshotChain {
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
- * import { parseSnapshotKey } from "./snapshot.ts";
+ * import { parseSnapshotKey } from "./snapshot_key.ts";
  * import { planGarbageCollection } from "./gc.ts";
  * const snaps = [
  *   "s/shardId-0/1.sqlite.zst", // an old full snapshot
@@ -153,7 +153,7 @@ function byShard(snapshots: Snapshot[]): Map<string, Snapshot[]> {
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
- * import { parseSnapshotKey } from "./snapshot.ts";
+ * import { parseSnapshotKey } from "./snapshot_key.ts";
  * import { describeChains } from "./gc.ts";
  * const snaps = ["s/shardId-0/2.sqlite.zst", "s/shardId-0/3.from-2.delta.zst"]
  *   .map((key) => ({ ...parseSnapshotKey(key)!, key, localFile: "", size: 100 }));

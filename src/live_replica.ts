@@ -13,7 +13,7 @@ import { applyDeltas, giveUpAfterVanished, restoreInto } from "./_restore.ts";
 import { planRestore, type RestorePlan } from "./restore_plan.ts";
 import { ReaderPool } from "./_reader_pool.ts";
 import { recordReplicaLag, recordReplicaState } from "./_telemetry.ts";
-import { listShardSnapshots } from "./_snapshot_io.ts";
+import { listShardSnapshots } from "./_fetch.ts";
 import {
   InvalidArgumentError,
   SnapshotGeneratorError,
@@ -22,13 +22,18 @@ import {
 } from "./errors.ts";
 import { ShardSnapshotFinder } from "./finder.ts";
 import type { SnapshotGenerator } from "./generator.ts";
-import { isRetryable, type RetryOptions, sleep } from "./kinesis/_retry.ts";
+import { isRetryable, type RetryOptions, sleep } from "./kinesis/retry.ts";
 import { readShard } from "./kinesis/shard_reader.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import type { SnapshotMetadata } from "./metadata.ts";
 import type { ChildShard } from "./records.ts";
-import { assertName, assertSequenceNumber, BOOTSTRAP_SEQUENCE, type Snapshot } from "./snapshot.ts";
-import { SnapshotDb } from "./snapshot_db.ts";
+import {
+  assertName,
+  assertSequenceNumber,
+  BOOTSTRAP_SEQUENCE,
+  type Snapshot,
+} from "./snapshot_key.ts";
+import { SnapshotDb } from "./database.ts";
 import type { SnapshotStore } from "./store/snapshot_store.ts";
 import { WatchedStore } from "./_watched_store.ts";
 

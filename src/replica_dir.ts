@@ -8,7 +8,7 @@
  * @module
  */
 import { join, resolve } from "node:path";
-import { assertName } from "./snapshot.ts";
+import { assertName } from "./snapshot_key.ts";
 
 /** The directory cannot be used: another stream's or store's, or not writable. Nothing in it
  * was changed. */

@@ -10,7 +10,7 @@
  */
 import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { SnapshotDb } from "./snapshot_db.ts";
+import { SnapshotDb } from "./database.ts";
 import { applyDeltas, restoreInto, type RestorePlan, scratchBeside } from "./_restore.ts";
 import { readSnapshotMetadata, type SnapshotMetadata } from "./metadata.ts";
 import type { SnapshotStore } from "./store/snapshot_store.ts";
@@ -55,7 +55,7 @@ const SIDE_FILES = ["-wal", "-shm", "-journal"];
  * ```ts ignore
  * import { FileSnapshotStore } from "../mod.ts";
  * import { planRestore } from "./_restore.ts";
- * import { listShardSnapshots } from "./_snapshot_io.ts";
+ * import { listShardSnapshots } from "./_fetch.ts";
  * import { ReplicaFile } from "./replica_file.ts";
  * const store = new FileSnapshotStore({ root: "./snapshots" });
  * const file = await ReplicaFile.open("./replica/orders/shardId-000000000000.sqlite", {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { replicaPlan } from "./_replica_shard.ts";
-import type { Snapshot } from "./snapshot.ts";
+import type { Snapshot } from "./snapshot_key.ts";
 
 function object(kind: "full" | "delta", seq: string, size: number, base?: string): Snapshot {
   return {

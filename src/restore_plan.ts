@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { compareSnapshots, type Snapshot } from "./snapshot.ts";
+import { compareSnapshots, type Snapshot } from "./snapshot_key.ts";
 
 /** What to restore. */
 export interface PlanOptions {

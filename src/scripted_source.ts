@@ -7,8 +7,8 @@
 import type { KinesisClientLike } from "./aws_client.ts";
 import type { ReadShardOptions } from "./kinesis/shard_reader.ts";
 import type { ShardPage, ShardRecord } from "./records.ts";
-import { compareSequenceNumbers } from "./snapshot.ts";
-import type { RecordSource } from "./snapshotter.ts";
+import { compareSequenceNumbers } from "./snapshot_key.ts";
+import type { RecordSource } from "./shard_snapshotter.ts";
 
 /** Options for {@linkcode scriptedSource}. */
 export interface ScriptedSourceOptions {

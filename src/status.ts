@@ -19,9 +19,14 @@ import { listStreamShards, type StreamShard } from "./kinesis/list_shards.ts";
 import { streamRetentionHours } from "./kinesis/retention.ts";
 import { type WaitingRecords, waitingRecords } from "./kinesis/waiting_records.ts";
 import { planRestore } from "./restore_plan.ts";
-import { listShardSnapshots } from "./_snapshot_io.ts";
+import { listShardSnapshots } from "./_fetch.ts";
 import { InvalidArgumentError } from "./errors.ts";
-import { assertName, BOOTSTRAP_SEQUENCE, type Snapshot, type SnapshotKind } from "./snapshot.ts";
+import {
+  assertName,
+  BOOTSTRAP_SEQUENCE,
+  type Snapshot,
+  type SnapshotKind,
+} from "./snapshot_key.ts";
 import type { HeadResult, SnapshotStore } from "./store/snapshot_store.ts";
 
 /** The default of {@linkcode StreamStatusOptions.maxAgeMs}: 15 minutes. */

@@ -5,12 +5,12 @@
  *
  * @module
  */
-import { sleep } from "./kinesis/_retry.ts";
-import { listShardSnapshots } from "./_snapshot_io.ts";
+import { sleep } from "./kinesis/retry.ts";
+import { listShardSnapshots } from "./_fetch.ts";
 import { listStreamShards, type StreamShard } from "./kinesis/list_shards.ts";
 import { type Logger, silentLogger } from "./logger.ts";
-import type { Snapshot } from "./snapshot.ts";
-import { ShardSnapshotter, type ShardSnapshotterOptions } from "./snapshotter.ts";
+import type { Snapshot } from "./snapshot_key.ts";
+import { ShardSnapshotter, type ShardSnapshotterOptions } from "./shard_snapshotter.ts";
 
 /** What the stream follower needs. */
 export interface StreamFollowerOptions extends Omit<ShardSnapshotterOptions, "shardId"> {

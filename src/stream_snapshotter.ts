@@ -7,16 +7,16 @@
  */
 import { anySignal } from "./_signal.ts";
 import { StreamFollow } from "./stream_follow.ts";
-import { listShardSnapshots } from "./_snapshot_io.ts";
+import { listShardSnapshots } from "./_fetch.ts";
 import { InvalidArgumentError } from "./errors.ts";
 import { listStreamShards, type StreamShard } from "./kinesis/list_shards.ts";
 import { type Logger, silentLogger } from "./logger.ts";
-import type { Snapshot } from "./snapshot.ts";
+import type { Snapshot } from "./snapshot_key.ts";
 import {
   ShardSnapshotter,
   type ShardSnapshotterOptions,
   type SnapshotShardOptions,
-} from "./snapshotter.ts";
+} from "./shard_snapshotter.ts";
 
 /** Which share of the shards one worker takes: shards whose id hashes to `index` mod `count`. */
 export interface WorkerShare {

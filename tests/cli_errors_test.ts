@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { type CleanResult, closedPort, runCliCleanEnv } from "./support/clean_cli.ts";
-import { isRetryable } from "../src/kinesis/_retry.ts";
+import { isRetryable } from "../src/kinesis/retry.ts";
 import { createBucket } from "./support/emulators.ts";
 import { sharedKinesisAndS3, SHARES_EMULATORS, uniqueName } from "./support/fixture.ts";
 

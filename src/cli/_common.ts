@@ -6,7 +6,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { ConfigurationError, InvalidArgumentError } from "../errors.ts";
-import { assertName } from "../snapshot.ts";
+import { assertName } from "../snapshot_key.ts";
 
 /** A mistake in how the CLI was called; exits with status 2. */
 export class UsageError extends Error {

@@ -13,7 +13,7 @@
  * @module
  */
 import type { LogFields, Logger } from "../logger.ts";
-import type { SnapshotProgress } from "../snapshotter.ts";
+import type { SnapshotProgress } from "../shard_snapshotter.ts";
 import { UsageError } from "./_common.ts";
 
 /** A logger that can also show snapshot progress. */

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Snapshot } from "../snapshot.ts";
+import type { Snapshot } from "../snapshot_key.ts";
 import type { SnapshotStore } from "../store/snapshot_store.ts";
 import { openStore, parseStoreUrl } from "../store/store_url.ts";
 import { UsageError } from "./_common.ts";

@@ -5,7 +5,7 @@
  */
 import { basename, dirname, join } from "node:path";
 import { ShardSnapshotFinder } from "../finder.ts";
-import { assertSequenceNumber, type Snapshot } from "../snapshot.ts";
+import { assertSequenceNumber, type Snapshot } from "../snapshot_key.ts";
 import { type Logger, silentLogger } from "../logger.ts";
 import { LOG_HELP, out, outJson, parse, shardArg, streamArg } from "./_common.ts";
 import { cliLogger } from "./_log.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 import { collectGarbage, type SnapshotChain } from "../gc.ts";
-import type { Snapshot } from "../snapshot.ts";
+import type { Snapshot } from "../snapshot_key.ts";
 import {
   LOG_HELP,
   out,

@@ -5,7 +5,7 @@
  * @module
  */
 import { Replicator } from "../replicate.ts";
-import { assertName } from "../snapshot.ts";
+import { assertName } from "../snapshot_key.ts";
 import { LOG_HELP, out, parse, parseDuration, streamArg, UsageError } from "./_common.ts";
 import { cliLogger } from "./_log.ts";
 import { openCliStore, STORE_HELP, STORE_OPTIONS } from "./_store.ts";

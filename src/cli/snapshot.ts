@@ -9,14 +9,14 @@ import type { SnapshotGenerator } from "../generator.ts";
 import { kvGenerator } from "../generators/kv.ts";
 import { logGenerator } from "../generators/log.ts";
 import type { ChainPolicy } from "../chain.ts";
-import type { SnapshotProgress } from "../snapshotter.ts";
+import type { SnapshotProgress } from "../shard_snapshotter.ts";
 import {
   type ShardOutcome,
   StreamSnapshotError,
   StreamSnapshotter,
   type WorkerShare,
 } from "../stream_snapshotter.ts";
-import { assertName } from "../snapshot.ts";
+import { assertName } from "../snapshot_key.ts";
 import {
   LOG_HELP,
   out,

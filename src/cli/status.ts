@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { BOOTSTRAP_SEQUENCE } from "../snapshot.ts";
+import { BOOTSTRAP_SEQUENCE } from "../snapshot_key.ts";
 import { type ShardStatus, type StreamStatus, streamStatus } from "../status.ts";
 import {
   formatDuration,

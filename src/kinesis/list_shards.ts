@@ -9,7 +9,7 @@ import type { KinesisClientLike } from "../aws_client.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { HashKeyRange } from "./hash_key.ts";
 import { kinesisSdk } from "./_sdk.ts";
-import { DEFAULT_RETRY, type RetryOptions, withRetries } from "./_retry.ts";
+import { DEFAULT_RETRY, type RetryOptions, withRetries } from "./retry.ts";
 
 /** A shard of a stream as ListShards describes it. */
 export interface StreamShard {

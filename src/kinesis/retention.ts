@@ -6,7 +6,7 @@
  */
 import type { KinesisClientLike } from "../aws_client.ts";
 import { kinesisSdk } from "./_sdk.ts";
-import { DEFAULT_RETRY, withRetries } from "./_retry.ts";
+import { DEFAULT_RETRY, withRetries } from "./retry.ts";
 
 /** The shortest retention Kinesis allows, in hours: a snapshot younger than this has no gap. */
 export const MIN_RETENTION_HOURS = 24;

@@ -16,12 +16,12 @@ import { ShardReadError } from "../errors.ts";
 import { type Logger, silentLogger } from "../logger.ts";
 import { recordRetry } from "../_telemetry.ts";
 import type { ChildShard, ShardPage, ShardRecord } from "../records.ts";
-import { BOOTSTRAP_SEQUENCE } from "../snapshot.ts";
+import { BOOTSTRAP_SEQUENCE } from "../snapshot_key.ts";
 import { hashKeyOf, type HashKeyRange, inHashKeyRange } from "./hash_key.ts";
 import { deaggregate, isAggregated } from "./kpl.ts";
 import { findShard } from "./list_shards.ts";
 import { kinesisSdk } from "./_sdk.ts";
-import { DEFAULT_RETRY, type RetryOptions, sleep, withRetries } from "./_retry.ts";
+import { DEFAULT_RETRY, type RetryOptions, sleep, withRetries } from "./retry.ts";
 
 /** Options for {@linkcode readShard}. */
 export interface ReadShardOptions {
@@ -72,7 +72,7 @@ const GAP_POLL_MS = 200;
  * @example Usage
  * ```ts ignore
  * import { KinesisClient } from "@aws-sdk/client-kinesis";
- * import { BOOTSTRAP_SEQUENCE } from "../snapshot.ts";
+ * import { BOOTSTRAP_SEQUENCE } from "../snapshot_key.ts";
  * import { readShard } from "./shard_reader.ts";
  * const pages = readShard(new KinesisClient({ maxAttempts: 1 }), {
  *   stream: "orders",

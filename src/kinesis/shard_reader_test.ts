@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { FakeKinesis, untilAborted } from "../../tests/support/fake_kinesis.ts";
 import { ShardReadError } from "../errors.ts";
 import type { LogFields, Logger } from "../logger.ts";
-import { BOOTSTRAP_SEQUENCE } from "../snapshot.ts";
+import { BOOTSTRAP_SEQUENCE } from "../snapshot_key.ts";
 import { readShard } from "./shard_reader.ts";
 
 const SHARD = "shardId-000000000000";

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { keepLocalCopy, standsAsPoint, takeLocalCopy, type TakenCopy } from "./_local_copy.ts";
 import { publish, type PublishContext, type ReportProgress, type ShardState } from "./_publish.ts";
 import { planRestore, restore, type RestorePlan } from "./_restore.ts";
-import { fetchSnapshot, listShardSnapshots } from "./_snapshot_io.ts";
+import { fetchSnapshot, listShardSnapshots } from "./_fetch.ts";
 import { forgetShard, recordPage, RunTrace } from "./_telemetry.ts";
 import { chainCost, type ChainPolicy, resolveChainPolicy, supersededObjects } from "./chain.ts";
 import { InvalidArgumentError, RetentionGapError } from "./errors.ts";
@@ -20,9 +20,9 @@ import { MIN_RETENTION_HOURS, streamRetentionHours } from "./kinesis/retention.t
 import { readShard } from "./kinesis/shard_reader.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import type { ShardPage } from "./records.ts";
-import { BOOTSTRAP_SEQUENCE, type Snapshot } from "./snapshot.ts";
-import { type SeedFromParents, SnapshotDb } from "./snapshot_db.ts";
-import type { ShardSnapshotterOptions } from "./snapshotter.ts";
+import { BOOTSTRAP_SEQUENCE, type Snapshot } from "./snapshot_key.ts";
+import { type SeedFromParents, SnapshotDb } from "./database.ts";
+import type { ShardSnapshotterOptions } from "./shard_snapshotter.ts";
 
 const HOUR_MS = 3_600_000;
 

@@ -92,7 +92,7 @@ const DELTA_PATTERN = new RegExp(`^${SEQ}\\.from-${SEQ}\\.delta(\\.zst)?$`);
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
- * import { assertName } from "./snapshot.ts";
+ * import { assertName } from "./snapshot_key.ts";
  * assert.equal(assertName("stream", "orders"), "orders");
  * ```
  */
@@ -117,7 +117,7 @@ export function assertName(what: string, value: string): string {
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
- * import { assertSequenceNumber } from "./snapshot.ts";
+ * import { assertSequenceNumber } from "./snapshot_key.ts";
  * assertSequenceNumber("49590338271490256608559692538361571095921575989136588898");
  * ```
  */
@@ -142,7 +142,7 @@ export function assertSequenceNumber(value: string): string {
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
- * import { compareSequenceNumbers } from "./snapshot.ts";
+ * import { compareSequenceNumbers } from "./snapshot_key.ts";
  * assert.ok(compareSequenceNumbers("9", "10") < 0); // 9 < 10, unlike string order
  * ```
  */
@@ -164,7 +164,7 @@ export function compareSequenceNumbers(a: string, b: string): number {
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
- * import { compareSnapshots, parseSnapshotKey } from "./snapshot.ts";
+ * import { compareSnapshots, parseSnapshotKey } from "./snapshot_key.ts";
  * const a = parseSnapshotKey("s/shardId-0/9.sqlite.zst")!;
  * const b = parseSnapshotKey("s/shardId-0/10.sqlite.zst")!;
  * assert.ok(compareSnapshots(a, b) < 0);
@@ -189,7 +189,7 @@ export function compareSnapshots(
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
- * import { snapshotPrefix } from "./snapshot.ts";
+ * import { snapshotPrefix } from "./snapshot_key.ts";
  * assert.equal(snapshotPrefix("orders", "shardId-000000000000"), "orders/shardId-000000000000/");
  * ```
  */
@@ -210,7 +210,7 @@ export function snapshotPrefix(stream: string, shardId?: string): string {
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
- * import { snapshotKey } from "./snapshot.ts";
+ * import { snapshotKey } from "./snapshot_key.ts";
  * const key = snapshotKey({
  *   stream: "orders",
  *   shardId: "shardId-000000000000",
@@ -246,7 +246,7 @@ export function snapshotKey(parts: SnapshotKeyParts): string {
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
- * import { parseSnapshotKey } from "./snapshot.ts";
+ * import { parseSnapshotKey } from "./snapshot_key.ts";
  * assert.deepEqual(parseSnapshotKey("orders/shardId-000000000000/42.final.sqlite.zst"), {
  *   stream: "orders",
  *   shardId: "shardId-000000000000",
@@ -306,7 +306,7 @@ export function parseSnapshotKey(
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
- * import { localSnapshotFile } from "./snapshot.ts";
+ * import { localSnapshotFile } from "./snapshot_key.ts";
  * const file = localSnapshotFile("./local", {
  *   stream: "orders",
  *   shardId: "shardId-000000000000",

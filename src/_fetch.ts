@@ -16,7 +16,7 @@ import {
   parseSnapshotKey,
   type Snapshot,
   snapshotPrefix,
-} from "./snapshot.ts";
+} from "./snapshot_key.ts";
 import type { SnapshotStore } from "./store/snapshot_store.ts";
 
 /** Every snapshot of one shard in a store, oldest first; other keys are ignored. */

@@ -6,7 +6,7 @@
  */
 import { resolve } from "node:path";
 import { anySignal } from "./_signal.ts";
-import { SnapshotRun } from "./_snapshot_run.ts";
+import { SnapshotRun } from "./_producer_run.ts";
 import { withWorkDir } from "./_work_dir.ts";
 import type { KinesisClientLike } from "./aws_client.ts";
 import { type ChainPolicy, resolveChainPolicy } from "./chain.ts";
@@ -17,7 +17,7 @@ import type { RetryOptions } from "./kinesis/retry_options.ts";
 import type { ReadShardOptions } from "./kinesis/shard_reader.ts";
 import type { Logger } from "./logger.ts";
 import type { ShardPage } from "./records.ts";
-import { assertName, type Snapshot, type SnapshotEncoding } from "./snapshot.ts";
+import { assertName, type Snapshot, type SnapshotEncoding } from "./snapshot_key.ts";
 import type { SnapshotStore } from "./store/snapshot_store.ts";
 
 /** A source of pages of records, called like {@linkcode readShard}. */

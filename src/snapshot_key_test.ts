@@ -8,7 +8,7 @@ import {
   localSnapshotFile,
   parseSnapshotKey,
   snapshotKey,
-} from "./snapshot.ts";
+} from "./snapshot_key.ts";
 import { InvalidArgumentError } from "./errors.ts";
 
 const SEQ_A = "49590338271490256608559692538361571095921575989136588898";

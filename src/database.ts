@@ -29,7 +29,7 @@ import {
   upgradeSnapshotMetadata,
 } from "./metadata.ts";
 import type { ChildShard, RecordBatch, ShardPage, ShardRecord } from "./records.ts";
-import { assertSequenceNumber, BOOTSTRAP_SEQUENCE } from "./snapshot.ts";
+import { assertSequenceNumber, BOOTSTRAP_SEQUENCE } from "./snapshot_key.ts";
 
 /** Called for each record skipped because the generator failed on it. */
 export type SkipHandler = (record: ShardRecord, shardId: string, error: unknown) => void;

@@ -6,7 +6,7 @@ import type { SnapshotGenerator } from "./generator.ts";
 import { logGenerator } from "./generators/log.ts";
 import { kvGenerator } from "./generators/kv.ts";
 import type { RecordBatch, ShardPage, ShardRecord } from "./records.ts";
-import { SnapshotDb, type SnapshotDbOptions } from "./snapshot_db.ts";
+import { SnapshotDb, type SnapshotDbOptions } from "./database.ts";
 
 const SHARD = "shardId-000000000000";
 

@@ -4,7 +4,7 @@ import type { KinesisClientLike } from "./aws_client.ts";
 import { logGenerator } from "./generators/log.ts";
 import type { ShardPage, ShardRecord } from "./records.ts";
 import { scriptedSource } from "./scripted_source.ts";
-import { type FollowOptions, type RecordSource, ShardSnapshotter } from "./snapshotter.ts";
+import { type FollowOptions, type RecordSource, ShardSnapshotter } from "./shard_snapshotter.ts";
 import { FileSnapshotStore } from "./store/file_store.ts";
 import { listSnapshots } from "./finder.ts";
 
