@@ -52,7 +52,9 @@ export interface ShardSnapshotterOptions {
   stream: string;
   /** The shard id. */
   shardId: string;
-  /** A local directory for working files and the produced snapshot (created if missing). */
+  /** A local directory for working files and the produced snapshot (created if missing). The
+   * producer's copy of its latest point lives in `<localPath>/<stream>/<shard>/producer/`, apart
+   * from a finder's downloads, so the two may share a directory. */
   localPath: string;
   /** Turns records into rows. */
   generator: SnapshotGenerator;

@@ -234,7 +234,7 @@ Deno.test(
     assert.equal(elsewhere.baseSequenceNumber, cached.sequenceNumber);
     assertExact(elsewhere.localFile, shard.all);
     // The producer's dir keeps one cached point per shard, never a pile of old ones.
-    const dir = join(local, shard.stream, shard.shardId);
+    const dir = join(local, shard.stream, shard.shardId, "producer");
     const files = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
     assert.deepEqual(files, [
       `${cached.sequenceNumber}.sqlite`,

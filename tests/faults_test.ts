@@ -1192,7 +1192,7 @@ Deno.test(
     const url = "s3://kill-delta-bucket/snaps";
     const store = new S3SnapshotStore({ client: s3, bucket: "kill-delta-bucket", prefix: "snaps" });
     const localDir = join(cwd, ".streambolt-local");
-    const cacheDir = join(localDir, stream, shardId);
+    const cacheDir = join(localDir, stream, shardId, "producer"); // the producer's local copies
     const snapshot = (flags: string[]) => [
       "snapshot",
       "--stream",

@@ -136,7 +136,7 @@ Deno.test(
     const { store, stream, shardId, dir, base } = await agedShard();
     // The first run's local copy: age its last record too, keeping the record of when that run
     // found the shard caught up (just now).
-    const cached = join(dir, "first", stream, shardId, `${base.sequenceNumber}.sqlite`);
+    const cached = join(dir, "first", stream, shardId, "producer", `${base.sequenceNumber}.sqlite`);
     const db = new DatabaseSync(cached);
     db.prepare("UPDATE streambolt_meta SET last_arrival_at = ? WHERE id = 1").run(TWO_DAYS_AGO);
     db.close();
