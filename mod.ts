@@ -177,3 +177,4 @@ export {
   planGarbageCollection,
   type SnapshotChain,
 } from "./src/gc.ts";
+export { DEFAULT_RETENTION, type RetentionPlan, type RetentionPolicy } from "./src/retention.ts";
