@@ -281,7 +281,7 @@ Deno.test(
   },
 );
 
-Deno.test("a snapshotter refuses a bad retention, and the retainChains it replaces", async () => {
+Deno.test("a snapshotter refuses a bad retention, and the retainChains it replaces", () => {
   const options = {
     kinesis: {} as ShardSnapshotterOptions["kinesis"],
     store: new FileSnapshotStore({ root: "unused" }),
