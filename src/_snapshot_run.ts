@@ -2,7 +2,7 @@
  * One producer run over one shard, phase by phase, in its own working directory: find the
  * latest restorable point, open it (from the local copy, or restored from the store, or new),
  * catch up, publish a delta or a full snapshot (`_publish.ts`), keep the result as the local
- * copy (`_local_copy.ts`), collect superseded chains. {@linkcode SnapshotRun.follow} keeps
+ * copy (`_local_copy.ts`), delete what the retention no longer keeps (`retention.ts`). {@linkcode SnapshotRun.follow} keeps
  * reading and publishes every interval. Each phase hands its result to the next.
  *
  * @module
