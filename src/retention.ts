@@ -94,19 +94,23 @@ export function planShardRetention(
     return { doomed: [], why };
   }
   const ages = new Ages(list, policy.retainMs, now);
+  if (list.every((s) => ages.keepsObject(s))) {
+    // Every object is too young to delete (the usual state of a producer's first day).
+    for (const s of list) why.set(s.key, ages.keepsObject(s)!);
+    return { doomed: [], why };
+  }
   const kept = points.flatMap((p, i) => {
     const reason = i === 0
       ? "the newest point"
       : i < policy.keepPoints
       ? `one of the newest ${policy.keepPoints} points`
       : ages.keepsPoint(p);
-    return reason ? [{ point: p, reason, path: planRestore(list, { target: p })!.path }] : [];
+    return reason ? [{ point: p, reason }] : [];
   });
-  for (const { path, reason } of kept) why.set(path.at(-1)!.key, reason);
-  for (const { point, path } of kept) {
-    for (const s of path) {
-      if (!why.has(s.key)) why.set(s.key, `needed by point ${point.sequenceNumber}`);
-    }
+  const makers = restorePaths(list, kept.map((k) => k.point));
+  for (const { point, reason } of kept) why.set(makers.get(pointId(point))!.key, reason);
+  for (const [point, path] of makers.paths) {
+    for (const s of path) if (!why.has(s.key)) why.set(s.key, `needed by point ${point}`);
   }
   const needed = new Set(why.keys());
   const oldest = kept.at(-1)!.point;
@@ -158,6 +162,32 @@ function keepDeltasReachable(
   }
 }
 
+const pointId = (p: { sequenceNumber: string; final: boolean }) =>
+  `${p.sequenceNumber}${p.final ? ".final" : ""}`;
+
+/**
+ * The restore paths of `points` (newest first): a point on the path of a newer one is restored
+ * by that path's beginning (a path reaches each point on it the cheapest way), so only the
+ * others are planned.
+ *
+ * @returns The object that makes each point, by point id (`get`), and the paths planned, by
+ * the sequence number of the point each was planned for.
+ */
+function restorePaths(
+  list: Snapshot[],
+  points: Array<{ sequenceNumber: string; final: boolean }>,
+): { get(id: string): Snapshot | undefined; paths: Map<string, Snapshot[]> } {
+  const makers = new Map<string, Snapshot>();
+  const paths = new Map<string, Snapshot[]>();
+  for (const point of points) {
+    if (makers.has(pointId(point))) continue;
+    const path = planRestore(list, { target: point })!.path;
+    paths.set(point.sequenceNumber, path);
+    for (const s of path) if (!makers.has(pointId(s))) makers.set(pointId(s), s);
+  }
+  return { get: (id) => makers.get(id), paths };
+}
+
 /** The deltas whose base a chain of `list` reaches, oldest first. */
 function reachedDeltas(list: Snapshot[]): Snapshot[] {
   const points = new Set(
@@ -169,12 +199,14 @@ function reachedDeltas(list: Snapshot[]): Snapshot[] {
 
 /** The ages of one shard's objects, against a policy's `retainMs`. */
 class Ages {
-  readonly #list: Snapshot[];
+  readonly #byPoint = new Map<string, Snapshot[]>();
   readonly #retainMs: number;
   readonly #now: number;
 
   constructor(list: Snapshot[], retainMs: number, now: number) {
-    this.#list = list;
+    for (const s of list) {
+      this.#byPoint.set(pointId(s), [...this.#byPoint.get(pointId(s)) ?? [], s]);
+    }
     this.#retainMs = retainMs;
     this.#now = now;
   }
@@ -190,9 +222,7 @@ class Ages {
   /** Why a point is kept for its age (any object that makes it too young, or of unknown age),
    * or `undefined` when it is not. */
   keepsPoint(p: { sequenceNumber: string; final: boolean }): string | undefined {
-    const makers = this.#list.filter((s) =>
-      s.sequenceNumber === p.sequenceNumber && s.final === p.final
-    );
+    const makers = this.#byPoint.get(pointId(p)) ?? [];
     return makers.map((s) => this.keepsObject(s)).find((reason) => reason !== undefined);
   }
 
