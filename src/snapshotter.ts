@@ -191,11 +191,10 @@ export class ShardSnapshotter {
       );
     }
     resolveChainPolicy(options.chain);
-    if ("retainChains" in options) {
+    const retainChains = (options as { retainChains?: unknown }).retainChains;
+    if (retainChains !== undefined) {
       throw new InvalidArgumentError(
-        `Cannot snapshot as retainChains is replaced by retention (e.g. { retainMs: 86_400_000, keepPoints: 1 }): current value is ${
-          (options as { retainChains?: unknown }).retainChains
-        }`,
+        `Cannot snapshot as retainChains is replaced by retention (e.g. { retainMs: 86_400_000, keepPoints: 1 }): current value is ${retainChains}`,
       );
     }
     this.#options = {
