@@ -167,3 +167,4 @@ export {
   type GarbageCollectionResult,
   type SnapshotChain,
 } from "./src/gc.ts";
+export { DEFAULT_RETENTION, type RetentionPlan, type RetentionPolicy } from "./src/retention.ts";

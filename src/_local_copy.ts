@@ -4,14 +4,21 @@
  * downloading. A copy is kept only when it is exactly the point published, and taken only when
  * it still matches its record.
  *
+ * The copies live in a folder of their own, `<localPath>/<stream>/<shard>/producer/`: a finder
+ * given the same local dir downloads to `<localPath>/<stream>/<shard>/<seq>.sqlite`, so neither
+ * deletes, overwrites or builds on the other's files.
+ *
  * @module
  */
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { readSnapshotMetadata } from "./metadata.ts";
 import { localSnapshotFile, type Snapshot } from "./snapshot_key.ts";
 import type { SnapshotDb } from "./database.ts";
 import type { ShardSnapshotterOptions } from "./shard_snapshotter.ts";
+
+/** The folder, beside a finder's downloads of the shard, that holds the producer's copies. */
+export const PRODUCER_COPY_DIR = "producer";
 
 /** Whose copy it is: the store published to, the shard, the producer's local dir. */
 export type CopyOwner = Pick<ShardSnapshotterOptions, "store" | "stream" | "shardId" | "localPath">;
@@ -48,7 +55,7 @@ export async function takeLocalCopy(
   file: string,
 ): Promise<TakenCopy | undefined> {
   const parts = { stream: owner.stream, shardId: owner.shardId, sequenceNumber, final: false };
-  const copy = localSnapshotFile(owner.localPath, parts);
+  const copy = copyFile(owner, parts);
   let record: CopyRecord;
   let info: Deno.FileInfo;
   try {
@@ -79,7 +86,7 @@ export async function keepLocalCopy(
   point: Snapshot,
   caughtUpAt: number | undefined,
 ): Promise<Snapshot> {
-  const target = localSnapshotFile(owner.localPath, { ...point, final: false });
+  const target = copyFile(owner, { ...point, final: false });
   await Deno.mkdir(dirname(target), { recursive: true });
   // Durable before it is named: the next run builds on it without downloading.
   const handle = await Deno.open(file, { read: true, write: true });
@@ -113,6 +120,12 @@ export function standsAsPoint(db: SnapshotDb): boolean {
   return db.takeChanges()?.patchset.length === 0;
 }
 
+/** Where the owner's copy of a point lives. */
+function copyFile(owner: CopyOwner, point: Parameters<typeof localSnapshotFile>[1]): string {
+  const shared = localSnapshotFile(owner.localPath, point);
+  return join(dirname(shared), PRODUCER_COPY_DIR, basename(shared));
+}
+
 function metadataMatches(file: string, record: CopyRecord): boolean {
   let db: DatabaseSync | undefined;
   try {
@@ -127,7 +140,8 @@ function metadataMatches(file: string, record: CopyRecord): boolean {
   }
 }
 
-/** Removes the copies in `dir` other than `keep` (one copy per shard). */
+/** Removes the copies in `dir` other than `keep` (one copy per shard), and those earlier
+ * versions kept in the finder's folder above it. */
 async function removeOtherCopies(dir: string, keep: string): Promise<void> {
   for await (const entry of Deno.readDir(dir)) {
     const path = join(dir, entry.name);
@@ -135,5 +149,26 @@ async function removeOtherCopies(dir: string, keep: string): Promise<void> {
     if (/^\d+(\.final)?\.sqlite(\.json)?$/.test(entry.name)) {
       await Deno.remove(path).catch(() => {});
     }
+  }
+  await removeLegacyCopies(dirname(dir));
+}
+
+/** Removes the copies earlier versions kept in `dir`: a file is one only while it still
+ * matches the record beside it (a finder may since have downloaded the same point there). */
+async function removeLegacyCopies(dir: string): Promise<void> {
+  for await (const entry of Deno.readDir(dir)) {
+    const legacy = /^(\d+\.sqlite)\.json$/.exec(entry.name);
+    if (!legacy) continue;
+    const file = join(dir, legacy[1]);
+    try {
+      const record: CopyRecord = JSON.parse(await Deno.readTextFile(join(dir, entry.name)));
+      const info = await Deno.stat(file);
+      if (record.size === info.size && record.mtimeMs === info.mtime?.getTime()) {
+        await Deno.remove(file);
+      }
+    } catch {
+      // Gone already, or not a record: only the record goes.
+    }
+    await Deno.remove(join(dir, entry.name)).catch(() => {});
   }
 }

@@ -2,7 +2,7 @@
  * One producer run over one shard, phase by phase, in its own working directory: find the
  * latest restorable point, open it (from the local copy, or restored from the store, or new),
  * catch up, publish a delta or a full snapshot (`_publish.ts`), keep the result as the local
- * copy (`_local_copy.ts`), collect superseded chains. {@linkcode SnapshotRun.follow} keeps
+ * copy (`_local_copy.ts`), delete what the retention no longer keeps (`retention.ts`). {@linkcode SnapshotRun.follow} keeps
  * reading and publishes every interval. Each phase hands its result to the next.
  *
  * @module
@@ -13,11 +13,12 @@ import { publish, type PublishContext, type ReportProgress, type ShardState } fr
 import { planRestore, restore, type RestorePlan } from "./_restore.ts";
 import { fetchSnapshot, listShardSnapshots } from "./_fetch.ts";
 import { forgetShard, recordPage, RunTrace } from "./_telemetry.ts";
-import { chainCost, type ChainPolicy, resolveChainPolicy, supersededObjects } from "./chain.ts";
+import { chainCost, type ChainPolicy, resolveChainPolicy } from "./chain.ts";
 import { InvalidArgumentError, RetentionGapError } from "./errors.ts";
 import { findShard } from "./kinesis/list_shards.ts";
 import { MIN_RETENTION_HOURS, streamRetentionHours } from "./kinesis/retention.ts";
 import { readShard } from "./kinesis/shard_reader.ts";
+import { planShardRetention, resolveRetention } from "./retention.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import type { ShardPage } from "./records.ts";
 import { BOOTSTRAP_SEQUENCE, type Snapshot } from "./snapshot_key.ts";
@@ -420,19 +421,24 @@ export class SnapshotRun {
   }
 
   /**
-   * Phase 6: delete the chains older than the newest `retainChains` full snapshots.
+   * Phase 6: delete what the retention no longer keeps (older points, and the objects only
+   * they need).
    *
    * @returns The shard's objects that remain.
    */
   async #collect(objects: Snapshot[]): Promise<Snapshot[]> {
-    const doomed = supersededObjects(objects, this.#o.retainChains ?? 2);
+    const policy = resolveRetention(this.#o.retention, "snapshot");
+    const { doomed } = planShardRetention(objects, policy, Date.now());
     if (doomed.length === 0) return objects;
     try {
       await this.#o.store.delete(doomed.map((s) => s.key), { signal: this.#signal });
-      this.#log.info("deleted superseded chains", { ...this.#fields, objects: doomed.length });
+      this.#log.info("deleted points older than the retention", {
+        ...this.#fields,
+        objects: doomed.length,
+      });
       return objects.filter((s) => !doomed.includes(s));
     } catch (error) {
-      this.#log.warn("could not delete superseded chains; they stay until gc", {
+      this.#log.warn("could not delete points older than the retention; they stay until gc", {
         ...this.#fields,
         error: (error as Error)?.message ?? String(error),
       });

@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import { encodeFile } from "./_codec.ts";
 import { encodeDelta } from "./_delta.ts";
-import { planRestore } from "./_restore.ts";
+import { planRestore } from "./restore_plan.ts";
 import { listShardSnapshots } from "./_fetch.ts";
 import { recordPublished, recordTransfer, type RunTrace } from "./_telemetry.ts";
 import { type ChainCost, type ChainPolicy, fullDue } from "./chain.ts";

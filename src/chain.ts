@@ -6,8 +6,8 @@
  * @module
  */
 import { InvalidArgumentError } from "./errors.ts";
-import { DELTA_COST_FACTOR, OBJECT_COST_BYTES, planRestore } from "./restore_plan.ts";
-import { compareSequenceNumbers, type Snapshot } from "./snapshot_key.ts";
+import { DELTA_COST_FACTOR, OBJECT_COST_BYTES } from "./restore_plan.ts";
+import type { Snapshot } from "./snapshot_key.ts";
 
 /**
  * When a producer writes a full snapshot again (as well as the delta), so that a consumer's
@@ -116,27 +116,4 @@ export function chainCost(path: Snapshot[]): ChainCost {
     deltas: deltas.length,
     deltaBytes: deltas.reduce((sum, s) => sum + (s.size ?? 0), 0),
   };
-}
-
-/**
- * The objects of one shard that only older chains need: those before the `retain` newest full
- * snapshots. Nothing is picked unless the newest point stays restorable without it.
- *
- * @param snapshots Every object of one shard.
- * @param retain Full snapshots (with their chains) to keep; 0 keeps everything.
- * @returns The objects that may be deleted.
- */
-export function supersededObjects(snapshots: Snapshot[], retain: number): Snapshot[] {
-  if (retain <= 0) return [];
-  const fulls = snapshots.filter((s) => s.kind === "full")
-    .sort((a, b) => compareSequenceNumbers(b.sequenceNumber, a.sequenceNumber));
-  if (fulls.length <= retain) return [];
-  const cutoff = fulls[retain - 1].sequenceNumber;
-  const doomed = snapshots.filter((s) => compareSequenceNumbers(s.sequenceNumber, cutoff) < 0);
-  const kept = snapshots.filter((s) => !doomed.includes(s));
-  const before = planRestore(snapshots);
-  const after = planRestore(kept);
-  const same = before && after && before.sequenceNumber === after.sequenceNumber &&
-    before.final === after.final;
-  return same ? doomed : [];
 }

@@ -1,22 +1,28 @@
 /**
- * Garbage collection of old snapshots: keep the newest N restorable points of every shard (a
- * point is reached by a full snapshot, or by a full snapshot and the deltas after it), with
- * every object their restore needs, optionally deleting only what is older than an age.
+ * Garbage collection of old snapshots by the one retention model ({@linkcode RetentionPolicy}):
+ * keep every restorable point of a shard younger than an age and the newest N points (a point
+ * is reached by a full snapshot, or by a full snapshot and the deltas after it), with every
+ * object their restore needs; delete the rest. The producer collects by the same model after
+ * it publishes.
  *
  * @module
  */
-import { planRestore, restorablePoints } from "./restore_plan.ts";
+import { planRestore } from "./restore_plan.ts";
 import { listShardSnapshots } from "./_fetch.ts";
-import { InvalidArgumentError } from "./errors.ts";
-import { compareSequenceNumbers, compareSnapshots, type Snapshot } from "./snapshot_key.ts";
+import {
+  planShardRetention,
+  resolveRetention,
+  type RetentionPlan,
+  type RetentionPolicy,
+} from "./retention.ts";
+import { compareSnapshots, type Snapshot } from "./snapshot_key.ts";
 import type { SnapshotStore } from "./store/snapshot_store.ts";
 
 /** Options for {@linkcode planGarbageCollection} and {@linkcode collectGarbage}. */
 export interface GarbageCollectionOptions {
-  /** Restorable points to keep per shard, newest first; at least 1. */
-  keep: number;
-  /** Only delete objects last modified more than this many ms ago. */
-  olderThanMs?: number;
+  /** What to keep. Defaults to `DEFAULT_RETENTION`: every point of the last day, and the
+   * newest. */
+  retention?: RetentionPolicy;
   /** The time to measure ages from. Defaults to now. */
   now?: Date;
 }
@@ -32,16 +38,18 @@ export interface SnapshotChain {
 }
 
 /**
- * Picks the objects to delete. Every object the newest `keep` restorable points of a shard
+ * Picks the objects to delete, shard by shard: every object the points the retention keeps
  * need is kept, and so is everything at or after the oldest of them, except a delta that
  * deleting the older objects would leave without a base (no chain could reach it again): the
  * newest point of a shard always stays restorable, whatever the options, and no delta that a
- * chain reaches before is left unreachable after. With an age limit, an object younger than
- * it, or of unknown age, is kept too, and so is what its restore needs.
+ * chain reaches before is left unreachable after. While ages count, an object younger than the
+ * age, or of unknown age, is kept too, and so is what its restore needs.
  *
  * @param snapshots Objects of any number of shards of one stream.
- * @param options How many points to keep and how old a deleted object must be.
- * @returns The objects to delete, oldest first within each shard.
+ * @param options What to keep, and the time ages are measured from.
+ * @returns The objects to delete, oldest first within each shard, and why each object is kept
+ * or deleted.
+ * @throws {InvalidArgumentError} When the retention is not valid.
  *
  * @example Usage
  * ```ts
@@ -53,83 +61,23 @@ export interface SnapshotChain {
  *   "s/shardId-0/2.sqlite.zst", // the full the newest point is restored from
  *   "s/shardId-0/3.from-2.delta.zst", // the newest point
  * ].map((key) => ({ ...parseSnapshotKey(key)!, key, localFile: "", size: 100 }));
- * const doomed = planGarbageCollection(snaps, { keep: 1 });
+ * const { doomed } = planGarbageCollection(snaps, { retention: { keepPoints: 1 } });
  * assert.deepEqual(doomed.map((s) => s.key), ["s/shardId-0/1.sqlite.zst"]);
  * ```
  */
 export function planGarbageCollection(
   snapshots: Snapshot[],
-  options: GarbageCollectionOptions,
-): Snapshot[] {
-  if (!Number.isInteger(options.keep) || options.keep < 1) {
-    throw new InvalidArgumentError(
-      `Cannot collect garbage as keep must be a whole number of at least 1: current value is ${options.keep}`,
-    );
-  }
-  const olderThan = options.olderThanMs;
-  if (olderThan !== undefined && (!Number.isFinite(olderThan) || olderThan < 0)) {
-    throw new InvalidArgumentError(
-      `Cannot collect garbage as the age must be at least 0 ms: current value is ${olderThan}`,
-    );
-  }
+  options: GarbageCollectionOptions = {},
+): RetentionPlan {
+  const policy = resolveRetention(options.retention, "collect garbage");
   const now = (options.now ?? new Date()).getTime();
-  const oldEnough = (s: Snapshot) =>
-    olderThan === undefined ||
-    (s.lastModified !== undefined && now - s.lastModified.getTime() > olderThan);
-  return [...byShard(snapshots).values()].flatMap((list) =>
-    doomedOf(list, options.keep, oldEnough)
-  );
-}
-
-/**
- * The objects of one shard to delete: those none of its newest `keep` points needs that are
- * old enough, and the deltas that deleting them would leave unreachable (no kept chain leads to
- * their base). A delta too young to delete keeps the objects its base needs instead: every
- * delta a chain reached before still has one after.
- */
-function doomedOf(
-  list: Snapshot[],
-  keep: number,
-  oldEnough: (s: Snapshot) => boolean,
-): Snapshot[] {
-  const kept = restorablePoints(list).slice(0, keep);
-  if (kept.length === 0) return []; // nothing restorable: delete nothing, let a human look
-  const needed = new Set<string>();
-  for (const point of kept) {
-    for (const s of planRestore(list, { target: point })!.path) needed.add(s.key);
+  const plan: RetentionPlan = { doomed: [], why: new Map() };
+  for (const list of byShard(snapshots).values()) {
+    const shard = planShardRetention(list, policy, now);
+    plan.doomed.push(...shard.doomed);
+    for (const [key, reason] of shard.why) plan.why.set(key, reason);
   }
-  const oldest = kept[kept.length - 1];
-  const before = (s: Snapshot) =>
-    (compareSequenceNumbers(s.sequenceNumber, oldest.sequenceNumber) ||
-      Number(s.final) - Number(oldest.final)) < 0;
-  const doomed = new Set(
-    list.filter((s) => !needed.has(s.key) && before(s) && oldEnough(s)).map((s) => s.key),
-  );
-  const reached = new Set(reachedDeltas(list).map((s) => s.key));
-  // Each turn dooms an unreachable delta (which changes no other object's reach) or makes one
-  // reachable for good, so this ends within twice the number of deltas.
-  for (let turn = 0; turn <= 2 * list.length; turn++) {
-    const remaining = list.filter((s) => !doomed.has(s.key));
-    const orphan = remaining.find((s) =>
-      reached.has(s.key) && !reachedDeltas(remaining).includes(s)
-    );
-    if (!orphan) break;
-    if (!needed.has(orphan.key) && oldEnough(orphan)) doomed.add(orphan.key);
-    else {
-      const base = { sequenceNumber: orphan.baseSequenceNumber!, final: false };
-      for (const s of planRestore(list, { target: base })!.path) doomed.delete(s.key);
-    }
-  }
-  return list.filter((s) => doomed.has(s.key)).sort(compareSnapshots);
-}
-
-/** The deltas whose base a chain of `list` reaches, oldest first. */
-function reachedDeltas(list: Snapshot[]): Snapshot[] {
-  const points = new Set(
-    restorablePoints(list).filter((p) => !p.final).map((p) => p.sequenceNumber),
-  );
-  return list.filter((s) => s.kind === "delta" && points.has(s.baseSequenceNumber!))
-    .sort(compareSnapshots);
+  return plan;
 }
 
 function byShard(snapshots: Snapshot[]): Map<string, Snapshot[]> {
@@ -200,6 +148,8 @@ export interface GarbageCollectionResult {
   deleted: Snapshot[];
   /** How many objects were kept. */
   kept: number;
+  /** Why each object was kept or deleted, by key. */
+  why: Map<string, string>;
   /** The chains the objects formed before the deletion. */
   chains: SnapshotChain[];
 }
@@ -209,15 +159,17 @@ export interface GarbageCollectionResult {
  *
  * @param store The store.
  * @param stream The stream name.
- * @param options What to keep; `shardId` limits it to one shard; `dryRun` deletes nothing;
- * `signal` aborts.
+ * @param options What to keep (`retention`, measured from `now`); `shardId` limits it to one
+ * shard; `dryRun` deletes nothing; `signal` aborts.
  * @returns What was (or would be) deleted.
  *
  * @example Usage
  * ```ts ignore
  * import { collectGarbage, FileSnapshotStore } from "../mod.ts";
  * const store = new FileSnapshotStore({ root: "./snapshots" });
- * const { deleted } = await collectGarbage(store, "orders", { keep: 3 });
+ * const { deleted } = await collectGarbage(store, "orders", {
+ *   retention: { retainMs: 7 * 86_400_000, keepPoints: 3 }, // a week, and at least 3 points
+ * });
  * ```
  */
 export async function collectGarbage(
@@ -232,9 +184,14 @@ export async function collectGarbage(
     "",
     options.signal,
   );
-  const deleted = planGarbageCollection(snapshots, options);
-  if (!options.dryRun && deleted.length > 0) {
-    await store.delete(deleted.map((s) => s.key), { signal: options.signal });
+  const { doomed, why } = planGarbageCollection(snapshots, options);
+  if (!options.dryRun && doomed.length > 0) {
+    await store.delete(doomed.map((s) => s.key), { signal: options.signal });
   }
-  return { deleted, kept: snapshots.length - deleted.length, chains: describeChains(snapshots) };
+  return {
+    deleted: doomed,
+    kept: snapshots.length - doomed.length,
+    why,
+    chains: describeChains(snapshots),
+  };
 }

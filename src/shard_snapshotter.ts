@@ -17,6 +17,7 @@ import type { RetryOptions } from "./kinesis/retry_options.ts";
 import type { ReadShardOptions } from "./kinesis/shard_reader.ts";
 import type { Logger } from "./logger.ts";
 import type { ShardPage } from "./records.ts";
+import { resolveRetention, type RetentionPolicy } from "./retention.ts";
 import { assertName, type Snapshot, type SnapshotEncoding } from "./snapshot_key.ts";
 import type { SnapshotStore } from "./store/snapshot_store.ts";
 
@@ -52,7 +53,9 @@ export interface ShardSnapshotterOptions {
   stream: string;
   /** The shard id. */
   shardId: string;
-  /** A local directory for working files and the produced snapshot (created if missing). */
+  /** A local directory for working files and the produced snapshot (created if missing). The
+   * producer's copy of its latest point lives in `<localPath>/<stream>/<shard>/producer/`, apart
+   * from a finder's downloads, so the two may share a directory. */
   localPath: string;
   /** Turns records into rows. */
   generator: SnapshotGenerator;
@@ -95,10 +98,11 @@ export interface ShardSnapshotterOptions {
   full?: boolean;
   /** When a full snapshot is written again, so that restoring stays bounded. */
   chain?: ChainPolicy;
-  /** Full snapshots (each with the deltas after it) kept per shard; older chains are deleted
-   * after a run publishes, so the objects a run lists stay few however long a shard is
-   * followed. 0 keeps everything (then run `collectGarbage`). Defaults to 2. */
-  retainChains?: number;
+  /** What the producer keeps after each publish: older points, and the objects only they
+   * need, are deleted, by the same model as `collectGarbage` (see {@linkcode RetentionPolicy}).
+   * Defaults to `DEFAULT_RETENTION`: every point of the last day, and the newest. `{ retainMs:
+   * Infinity }` keeps everything (then run `collectGarbage`). */
+  retention?: RetentionPolicy;
   /** Record changes for a delta only up to this many records since the last point (recorded
    * changes are held in memory); past it, that point is published whole. Defaults to 200,000. */
   maxDeltaRecords?: number;
@@ -190,13 +194,17 @@ export class ShardSnapshotter {
       );
     }
     resolveChainPolicy(options.chain);
-    const retain = options.retainChains ?? 2;
-    if (!Number.isInteger(retain) || retain < 0) {
+    const retainChains = (options as { retainChains?: unknown }).retainChains;
+    if (retainChains !== undefined) {
       throw new InvalidArgumentError(
-        `Cannot snapshot as retainChains must be a whole number >= 0: current value is ${retain}`,
+        `Cannot snapshot as retainChains is replaced by retention (e.g. { retainMs: 86_400_000, keepPoints: 1 }): current value is ${retainChains}`,
       );
     }
-    this.#options = { ...options, localPath: resolve(options.localPath) };
+    this.#options = {
+      ...options,
+      localPath: resolve(options.localPath),
+      retention: resolveRetention(options.retention, "snapshot"),
+    };
   }
 
   /**

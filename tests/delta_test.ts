@@ -234,7 +234,7 @@ Deno.test(
     assert.equal(elsewhere.baseSequenceNumber, cached.sequenceNumber);
     assertExact(elsewhere.localFile, shard.all);
     // The producer's dir keeps one cached point per shard, never a pile of old ones.
-    const dir = join(local, shard.stream, shard.shardId);
+    const dir = join(local, shard.stream, shard.shardId, "producer");
     const files = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
     assert.deepEqual(files, [
       `${cached.sequenceNumber}.sqlite`,
@@ -302,7 +302,10 @@ Deno.test(
   SHARES_EMULATORS,
   async () => {
     const { temp, store, shard, local } = await fileShard(30);
-    const policy = { chain: { maxDeltas: 1, maxRestoreRatio: Infinity }, retainChains: 0 };
+    const policy = {
+      chain: { maxDeltas: 1, maxRestoreRatio: Infinity },
+      retention: { retainMs: Infinity },
+    };
     const points: Snapshot[] = [await producer(store, shard, local, policy).snapshotShard()];
     for (const seed of [8, 9, 10]) {
       await shard.put(10, seed);
@@ -448,11 +451,14 @@ Deno.test(
 );
 
 Deno.test(
-  "runs keep the two newest chains and delete older ones; the latest stays restorable",
+  "runs keep the newest keepPoints points and delete older ones; the latest stays restorable",
   SHARES_EMULATORS,
   async () => {
     const { temp, store, shard, local } = await fileShard(20);
-    const policy = { chain: { maxDeltas: 0, maxRestoreRatio: Infinity } }; // a full every run
+    const policy = {
+      chain: { maxDeltas: 0, maxRestoreRatio: Infinity }, // a full every run
+      retention: { keepPoints: 2 }, // by count alone
+    };
     const points: Snapshot[] = [await producer(store, shard, local, policy).snapshotShard()];
     for (const seed of [13, 14, 15]) {
       await shard.put(5, seed);
@@ -486,7 +492,10 @@ Deno.test(
     const store = new S3SnapshotStore({ client, bucket, prefix: "snaps" });
     const shard = await shardWithRecords(20);
     const local = fresh(temp);
-    const policy = { chain: { maxDeltas: 2, maxRestoreRatio: Infinity } };
+    const policy = {
+      chain: { maxDeltas: 2, maxRestoreRatio: Infinity },
+      retention: { keepPoints: 3 },
+    };
     const measured: Array<Record<string, number>> = [];
     for (let run = 0; run < 9; run++) {
       await shard.put(5, 20 + run);
@@ -549,7 +558,7 @@ Deno.test(
 );
 
 Deno.test(
-  "a follower collects superseded chains: the shard's objects stay few however long it runs",
+  "a follower collects points past its retention: the shard's objects stay few however long it runs",
   SHARES_EMULATORS,
   async () => {
     const { temp } = await setUp();
@@ -558,6 +567,7 @@ Deno.test(
     const stop = new AbortController();
     const following = producer(store, shard, fresh(temp), {
       chain: { maxDeltas: 1, maxRestoreRatio: Infinity },
+      retention: { keepPoints: 2 },
       pollIntervalMs: 200,
     }).follow({ publishEveryMs: 100, stop: stop.signal });
     const finder = new ShardSnapshotFinder({ ...shard, store, localPath: temp });

@@ -1028,7 +1028,7 @@ function lastReported(stderr: string): string {
     [/msg="publishing snapshot" .*key=\S+\.delta\.zst/g, "delta upload"],
     [/msg="publishing snapshot" .*key=\S+\.sqlite\.zst/g, "full upload"],
     [/phase=done/g, "cache keep"],
-    [/msg="deleted superseded chains"/g, "exit"],
+    [/msg="deleted points older than the retention"/g, "exit"],
   ];
   let phase = "start";
   let at = -1;
@@ -1183,7 +1183,7 @@ function deltaKillPlan(
           s3: (r) => r.method === "POST" && r.search.includes("delete") ? hold : undefined,
           afterMs: 15_000,
         },
-        flags: ["--max-deltas", "0", "--retain-chains", "1"], // the previous chain goes
+        flags: ["--max-deltas", "0", "--keep", "1"], // the previous chain goes
       };
     }
     case "cache keep":
@@ -1209,7 +1209,7 @@ Deno.test(
     const url = "s3://kill-delta-bucket/snaps";
     const store = new S3SnapshotStore({ client: s3, bucket: "kill-delta-bucket", prefix: "snaps" });
     const localDir = join(cwd, ".streambolt-local");
-    const cacheDir = join(localDir, stream, shardId);
+    const cacheDir = join(localDir, stream, shardId, "producer"); // the producer's local copies
     const snapshot = (flags: string[]) => [
       "snapshot",
       "--stream",
@@ -1392,7 +1392,9 @@ Deno.test(
       "--publish-every",
       "200ms",
       "--max-deltas",
-      "1", // a full every other point, and superseded chains collected
+      "1", // a full every other point, and points past the newest 2 collected
+      "--keep",
+      "2",
       "--max-restore-ratio",
       "1000",
     ];

@@ -51,7 +51,14 @@ async function setUp() {
     shardId,
     localPath: join(dir, "consumer"),
   });
-  return { put, producer, consumer };
+  // A finder given the producer's own local dir.
+  const neighbour = new ShardSnapshotFinder({
+    store,
+    stream,
+    shardId,
+    localPath: join(dir, "producer"),
+  });
+  return { put, producer, consumer, neighbour };
 }
 
 /** The log generator, with `onStart` extended by `more` (a new release of the generator). */
@@ -150,5 +157,35 @@ Deno.test(
     assert.equal(stopped?.key, first.key);
     assert.equal(stopped?.localFile, first.localFile);
     assert.deepEqual(rows(first.localFile, "SELECT count(*) AS n FROM log"), [{ n: 20 }]);
+  },
+);
+
+Deno.test(
+  "a producer and a finder sharing a local dir keep to their own files",
+  SHARES_EMULATORS,
+  async () => {
+    const { put, producer, neighbour } = await setUp();
+    const count = (file: string) => rows(file, "SELECT count(*) AS n FROM log");
+    const first = await producer(logGenerator()).snapshotShard();
+    const downloaded = await neighbour.downloadLatestSnapshot();
+    await put(5, 2);
+    const second = await producer(logGenerator()).snapshotShard();
+    // The producer's clean-up of its older copies leaves the finder's download alone.
+    const kept = await Deno.stat(downloaded!.localFile).then(() => true, () => false);
+    assert.ok(kept, `the finder's download was deleted: ${downloaded!.localFile}`);
+    assert.notEqual(downloaded!.localFile, first.localFile, "the finder wrote its own file");
+    assert.deepEqual(count(downloaded!.localFile), [{ n: 20 }]);
+    // A refreshing finder builds on its own point, never takes over the producer's copy.
+    const refreshed = await neighbour.downloadLatestSnapshot({ refresh: true });
+    assert.equal(refreshed?.sequenceNumber, second.sequenceNumber);
+    assert.notEqual(refreshed!.localFile, second.localFile, "the finder took the producer's copy");
+    assert.deepEqual(count(refreshed!.localFile), [{ n: 25 }]);
+    assert.deepEqual(count(second.localFile), [{ n: 25 }], "the producer's copy stays");
+    // ...and stays the producer's: the next run builds on it (a delta) and keeps it current.
+    await put(1, 3);
+    const third = await producer(logGenerator()).snapshotShard();
+    assert.equal(third.kind, "delta");
+    assert.deepEqual(count(third.localFile), [{ n: 26 }]);
+    assert.deepEqual(count(refreshed!.localFile), [{ n: 25 }], "the finder's copy stays");
   },
 );

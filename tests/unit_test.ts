@@ -30,7 +30,8 @@ Deno.test("planGarbageCollection() never picks a shard's newest snapshot", async
   const b = ["s/shardId-1/5.sqlite.zst", "s/shardId-1/5.final.sqlite.zst"];
   const all = [...a, ...b].map((k) => snap(k, 10 * 86_400_000));
   await t.step("keep 1 keeps the newest of each shard, by integer order", () => {
-    const keys = planGarbageCollection(all, { keep: 1 }).map((s) => s.key).sort();
+    const keys = planGarbageCollection(all, { retention: { keepPoints: 1 } }).doomed
+      .map((s) => s.key).sort();
     assert.deepEqual(keys, [
       "s/shardId-0/1.sqlite.zst",
       "s/shardId-0/9.sqlite.zst",
@@ -38,7 +39,7 @@ Deno.test("planGarbageCollection() never picks a shard's newest snapshot", async
     ]);
   });
   await t.step("keep more than there are deletes nothing", () => {
-    assert.deepEqual(planGarbageCollection(all, { keep: 5 }), []);
+    assert.deepEqual(planGarbageCollection(all, { retention: { keepPoints: 5 } }).doomed, []);
   });
   await t.step("an age limit spares young snapshots and those of unknown age", () => {
     const mixed = [
@@ -47,14 +48,16 @@ Deno.test("planGarbageCollection() never picks a shard's newest snapshot", async
       snap("s/shardId-0/3.sqlite.zst"),
       snap("s/shardId-0/4.sqlite.zst", 10 * 86_400_000),
     ];
-    const keys = planGarbageCollection(mixed, { keep: 1, olderThanMs: 86_400_000 }).map((s) =>
-      s.key
-    );
+    const retention = { keepPoints: 1, retainMs: 86_400_000 };
+    const keys = planGarbageCollection(mixed, { retention }).doomed.map((s) => s.key);
     assert.deepEqual(keys, ["s/shardId-0/1.sqlite.zst"]);
   });
   await t.step("keep below 1 is refused", () => {
     for (const keep of [0, -1, 1.5]) {
-      assert.throws(() => planGarbageCollection(all, { keep }), InvalidArgumentError);
+      assert.throws(
+        () => planGarbageCollection(all, { retention: { keepPoints: keep } }),
+        InvalidArgumentError,
+      );
     }
   });
 });
@@ -159,7 +162,9 @@ Deno.test("planGarbageCollection() keeps every object the kept points need", asy
     "s/shardId-0/50.from-40.delta.zst",
   ];
   const all = keys.map((k) => ({ ...snap(k, 10 * 86_400_000), size: 1_000 }));
-  const deleted = (keep: number) => planGarbageCollection(all, { keep }).map((s) => s.key).sort();
+  const deleted = (keep: number) =>
+    planGarbageCollection(all, { retention: { keepPoints: keep } }).doomed.map((s) => s.key)
+      .sort();
   await t.step("keep 1: the newest point's chain (the newer full and its deltas)", () => {
     assert.deepEqual(deleted(1), [
       "s/shardId-0/10.sqlite.zst",
@@ -180,7 +185,8 @@ Deno.test("planGarbageCollection() keeps every object the kept points need", asy
   });
   await t.step("a gap: deltas after it are never what keeps a point restorable", () => {
     const gap = all.filter((s) => !s.key.endsWith("/40.from-30.delta.zst"));
-    const doomed = planGarbageCollection(gap, { keep: 1 }).map((s) => s.key).sort();
+    const doomed = planGarbageCollection(gap, { retention: { keepPoints: 1 } }).doomed
+      .map((s) => s.key).sort();
     // Point 30 is the newest restorable one; the orphan delta 50 is newer and left alone (no
     // chain reached it before either); the delta of point 30 goes with its base.
     assert.deepEqual(doomed, [

@@ -9,6 +9,7 @@ import type { SnapshotGenerator } from "../generator.ts";
 import { kvGenerator } from "../generators/kv.ts";
 import { logGenerator } from "../generators/log.ts";
 import type { ChainPolicy } from "../chain.ts";
+import type { RetentionPolicy } from "../retention.ts";
 import type { SnapshotProgress } from "../shard_snapshotter.ts";
 import {
   type ShardOutcome,
@@ -29,6 +30,7 @@ import {
   wholeNumber,
 } from "./_common.ts";
 import { type CliLogger, cliLogger } from "./_log.ts";
+import { parseRetention, RETENTION_HELP, RETENTION_OPTIONS } from "./_retention.ts";
 import {
   openCliStore,
   type SnapshotJson,
@@ -57,8 +59,8 @@ ${STORE_HELP}
                               the full alone, by the consumers' estimate (default: 1.4)
   --max-delta-ratio R         ...or once the deltas' stored bytes pass R times the full's
                               (a number like 0.05, or 5%; default: not set)
-  --retain-chains N           full snapshots (each with its deltas) kept per shard; older
-                              chains are deleted after publishing; 0 keeps all (default: 2)
+  After publishing, points past the retention are deleted (as gc does):
+${RETENTION_HELP}
   --follow                    keep following the shards, publishing every interval;
                               SIGINT/SIGTERM publish what was applied, then exit 0
   --publish-every DURATION    with --follow: how often to publish (default: 60s)
@@ -153,7 +155,8 @@ interface SnapshotArgs {
   concurrency?: number;
   worker?: WorkerShare;
   chain: ChainPolicy;
-  retainChains?: number;
+  /** --retain and --keep; undefined for the default. */
+  retention?: RetentionPolicy;
   /** With --follow: the publish interval. */
   publishEveryMs?: number;
 }
@@ -178,7 +181,7 @@ export function parseRatio(name: string, value: string, min?: number): number {
 /** The delta, chain and follow flags. */
 function chainArgs(values: Record<string, unknown>): Pick<
   SnapshotArgs,
-  "chain" | "retainChains" | "publishEveryMs"
+  "chain" | "retention" | "publishEveryMs"
 > {
   const every = values["publish-every"] as string | undefined;
   if (every !== undefined && !values.follow) {
@@ -196,7 +199,7 @@ function chainArgs(values: Record<string, unknown>): Pick<
         ? undefined
         : parseRatio("max-restore-ratio", restore, 1),
     },
-    retainChains: wholeNumber("retain-chains", values["retain-chains"] as string | undefined, 0),
+    retention: parseRetention(values),
     publishEveryMs: values.follow ? parseDuration("publish-every", every ?? "60s") : undefined,
   };
 }
@@ -220,7 +223,7 @@ function parseSnapshotArgs(args: string[]): SnapshotArgs | undefined {
     "max-deltas": { type: "string" },
     "max-delta-ratio": { type: "string" },
     "max-restore-ratio": { type: "string" },
-    "retain-chains": { type: "string" },
+    ...RETENTION_OPTIONS,
     follow: { type: "boolean" },
     "publish-every": { type: "string" },
   });
@@ -339,7 +342,7 @@ export async function run(args: string[]): Promise<number> {
       full: Boolean(values.full),
       acceptGap: Boolean(values["accept-gap"]),
       chain: parsed.chain,
-      retainChains: parsed.retainChains,
+      retention: parsed.retention,
       onProgress: (p) => {
         progress.set(p.shardId, p);
         logger.progress(p);
