@@ -1,0 +1,576 @@
+/**
+ * One simulated world, built fresh for each schedule: a file store behind
+ * {@linkcode SimStore}, the scripted records, two producers (two hosts, each with its own local
+ * directory), a consumer, `gc`, a store-following {@linkcode LiveReplica} on the virtual clock,
+ * and the invariants checked after every step ({@linkcode World.checkAll}).
+ *
+ * Every actor's operation runs against its own store view. An operation started with a held
+ * call waits in its slot until the schedule releases it (everything else overtakes it) or kills
+ * it (the process is gone; its call never answers and its working directory stays locked).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import {
+  collectGarbage,
+  LiveReplica,
+  ShardSnapshotFinder,
+  ShardSnapshotter,
+  type Snapshot,
+  type SnapshotStore,
+} from "../../mod.ts";
+import { VirtualClock } from "./clock.ts";
+import {
+  dumpDb,
+  dumpFile,
+  modelDump,
+  sequenceOf,
+  simGenerator,
+  type SimRecord,
+} from "./generator.ts";
+import { SimStore, type StoreView, type ViewPlan } from "./sim_store.ts";
+import { NO_KINESIS, scriptedSource, sequenceNumber } from "./source.ts";
+import { SwitchStore } from "./switch_store.ts";
+
+/** The simulated stream and shard. */
+export const STREAM = "sim";
+export const SHARD = "shardId-000000000000";
+
+const realSetTimeout = globalThis.setTimeout as unknown as (
+  f: (...a: unknown[]) => void,
+  ms: number,
+) => number;
+const realClearTimeout = globalThis.clearTimeout as unknown as (id?: number) => void;
+/** A step that takes this long (real time) is a hang. */
+const HANG_MS = 60_000;
+
+/** The defects the schedule may steer around (`SIM_KNOWN_DEFECTS`). */
+export type KnownDefect = "defect-1" | "defect-2" | "defect-3";
+
+/** An invariant broke: the message says which and how. */
+export class SimInvariantError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "SimInvariantError";
+  }
+}
+
+/** Options of one producer operation, as the schedule chose them. */
+export interface ProducerStep {
+  pid: number;
+  follow: boolean;
+  /** Following: pages read before the stop. */
+  stopAfterPages: number;
+  publishEveryMs: number;
+  retainChains: number;
+  maxDeltas: number;
+  full: boolean;
+  pageSize: number;
+  plan: ViewPlan;
+}
+
+interface Op {
+  slot: string;
+  view: StoreView;
+  settled: Promise<void>;
+  done: boolean;
+  startedAt: number;
+  check: () => Promise<void>;
+}
+
+/** Which errors an operation may end with, by name. */
+const ALWAYS_ALLOWED = new Set(["SimStoreError", "SimKilledError"]);
+
+/** One schedule's world. */
+export class World {
+  readonly dir: string;
+  readonly store: SimStore;
+  readonly records: SimRecord[] = [];
+  readonly clock = new VirtualClock();
+  readonly skip: Set<KnownDefect>;
+  release = 1;
+  steps = 0;
+  log: string[] = [];
+  #damaged = false;
+  #lost = false;
+  #verified = new Map<string, string>();
+  #points = new Map<string, string>();
+  #latest = -1n;
+  #ops = new Map<string, Op>();
+  #zombies: Op[] = [];
+  #deadDirAt = new Map<number, number>();
+  #publisherRelease = new Map<string, number>();
+  #unhandled: string[] = [];
+  #replica?: LiveReplica;
+  #replicaStore?: SwitchStore;
+  #replicaError?: unknown;
+  #checks = 0;
+  #onUnhandled = (event: PromiseRejectionEvent) => {
+    event.preventDefault();
+    const reason = event.reason as Error;
+    this.#unhandled.push(`${reason?.name}: ${reason?.message ?? String(reason)}`);
+  };
+
+  private constructor(dir: string, skip: Set<KnownDefect>) {
+    this.dir = dir;
+    this.skip = skip;
+    this.store = new SimStore(join(dir, "store"));
+  }
+
+  /** A fresh world in a new temporary directory, the clock and listener installed. */
+  static async create(skip: Set<KnownDefect>): Promise<World> {
+    const world = new World(await Deno.makeTempDir({ prefix: "streambolt-sim-" }), skip);
+    world.clock.install();
+    globalThis.addEventListener("unhandledrejection", world.#onUnhandled);
+    return world;
+  }
+
+  /** Kills whatever is still held, stops the replica, removes the world. */
+  async dispose(): Promise<void> {
+    try {
+      this.store.killAll();
+      await Promise.all([...this.#ops.values(), ...this.#zombies].map((op) => op.settled));
+      await this.#replica?.stop();
+      // Let rejections of the torn-down operations surface before the listener goes.
+      await new Promise((r) => realSetTimeout(r, 0));
+    } finally {
+      this.clock.uninstall();
+      globalThis.removeEventListener("unhandledrejection", this.#onUnhandled);
+      await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+    }
+  }
+
+  fail(message: string): never {
+    throw new SimInvariantError(message);
+  }
+
+  // ---- records and releases ----
+
+  /** Appends scripted records. */
+  append(entries: { key: number | null; value: number | null }[]): void {
+    for (const e of entries) {
+      const i = this.records.length;
+      const key = e.key === null && !this.skip.has("defect-2") ? null : `k${e.key ?? 0}`;
+      this.records.push({
+        seq: sequenceNumber(i + 1),
+        key,
+        value: e.value === null ? null : `v${e.value}`,
+      });
+    }
+  }
+
+  // ---- producers ----
+
+  #producerDir(pid: number): string {
+    return join(this.dir, `producer-${pid}`);
+  }
+
+  /** Starts a producer's run or follow; runs it to its held call or to its end. */
+  async producer(step: ProducerStep): Promise<void> {
+    const slot = `p${step.pid}`;
+    if (this.#ops.has(slot)) return;
+    let follow = step.follow;
+    if (follow && this.skip.has("defect-1") && await this.#releaseChangedSinceLatest()) {
+      follow = false; // defect 1: follow() keeps an unpublished copy when onStart changed it
+    }
+    const release = this.release;
+    const view = this.store.view(`${slot}#${this.steps}`, step.plan);
+    const stop = new AbortController();
+    const snapshotter = new ShardSnapshotter({
+      kinesis: NO_KINESIS,
+      store: new PublishTracker(view, (key) => this.#publisherRelease.set(key, release)),
+      stream: STREAM,
+      shardId: SHARD,
+      localPath: this.#producerDir(step.pid),
+      generator: simGenerator(release),
+      source: scriptedSource(this.records, {
+        pageSize: step.pageSize,
+        stop: follow ? { controller: stop, afterPages: step.stopAfterPages } : undefined,
+      }),
+      retainChains: step.retainChains,
+      chain: { maxDeltas: step.maxDeltas, maxRestoreRatio: Infinity },
+      full: step.full,
+      encoding: "zstd",
+    });
+    const work = follow
+      ? () => snapshotter.follow({ publishEveryMs: step.publishEveryMs, signal: stop.signal })
+      : () => snapshotter.snapshotShard();
+    await this.#start(slot, view, work, (outcome) => this.#checkOutcome(slot, outcome));
+  }
+
+  async #releaseChangedSinceLatest(): Promise<boolean> {
+    const latest = await this.#finder(this.store.inner, "check").findLatestSnapshot();
+    if (!latest) return false;
+    return (this.#publisherRelease.get(latest.key) ?? 0) !== this.release;
+  }
+
+  // ---- operations in slots ----
+
+  async #start<T>(
+    slot: string,
+    view: StoreView,
+    work: () => Promise<T>,
+    check: (outcome: { value?: T; error?: unknown }) => Promise<void>,
+  ): Promise<void> {
+    let outcome: { value?: T; error?: unknown } = {};
+    const op: Op = {
+      slot,
+      view,
+      done: false,
+      startedAt: this.steps,
+      settled: Promise.resolve(),
+      check: () => check(outcome),
+    };
+    op.settled = work().then(
+      (value) => void (outcome = { value }),
+      (error) => void (outcome = { error }),
+    ).finally(() => (op.done = true));
+    this.#ops.set(slot, op);
+    await this.#deadline(Promise.race([view.reached, op.settled]), `${slot} to start`);
+    if (op.done) await this.#finish(op);
+  }
+
+  async #finish(op: Op): Promise<void> {
+    this.#ops.delete(op.slot);
+    const pid = op.slot === "p0" ? 0 : op.slot === "p1" ? 1 : undefined;
+    const dead = pid === undefined ? undefined : this.#deadDirAt.get(pid);
+    if (dead !== undefined && op.startedAt > dead) this.#deadDirAt.delete(pid!);
+    await op.check();
+  }
+
+  /** Lets a held operation go on, and waits for its end (or its next hold: none). */
+  async releaseSlot(slot: string): Promise<void> {
+    if (slot === "replica") return await this.#releaseReplica();
+    const op = this.#ops.get(slot);
+    if (!op) return;
+    op.view.release();
+    await this.#deadline(op.settled, `${slot} to finish`);
+    await this.#finish(op);
+  }
+
+  /** The process behind a held operation is killed: it never hears from the store again. */
+  killSlot(slot: string): void {
+    const op = this.#ops.get(slot);
+    if (!op || slot === "replica") return;
+    this.#ops.delete(slot);
+    this.#zombies.push(op);
+  }
+
+  #checkOutcome(what: string, outcome: { error?: unknown }): Promise<void> {
+    if (outcome.error === undefined) return Promise.resolve();
+    const error = outcome.error as Error;
+    const allowed = ALWAYS_ALLOWED.has(error?.name) ||
+      (this.#damaged && error?.name === "SnapshotIntegrityError");
+    if (!allowed) {
+      this.fail(`${what} failed with an error it should not: ${error?.name}: ${error?.message}`);
+    }
+    return Promise.resolve();
+  }
+
+  // ---- consumers ----
+
+  #finder(store: SnapshotStore, localDir: string): ShardSnapshotFinder {
+    return new ShardSnapshotFinder({
+      store,
+      stream: STREAM,
+      shardId: SHARD,
+      localPath: join(this.dir, localDir),
+    });
+  }
+
+  /** A consumer downloads the newest point (with fallback, refreshing or not). */
+  async consumer(fallback: boolean, refresh: boolean, plan: ViewPlan): Promise<void> {
+    if (this.#ops.has("consumer")) return;
+    const held = this.skip.has("defect-3") ? { ...plan, holdAt: undefined } : plan;
+    const view = this.store.view(`consumer#${this.steps}`, held);
+    const finder = this.#finder(view, "consumer");
+    await this.#start(
+      "consumer",
+      view,
+      () => finder.downloadLatestSnapshot({ fallback, refresh }),
+      async (outcome) => {
+        await this.#checkOutcome("the consumer's download", outcome);
+        const snapshot = outcome.value as Snapshot | undefined;
+        if (snapshot) {
+          this.#checkHeld("the consumer", snapshot.sequenceNumber, dumpFile(snapshot.localFile));
+        }
+      },
+    );
+  }
+
+  /** `gc --keep N`. */
+  async gc(keep: number, plan: ViewPlan): Promise<void> {
+    if (this.#ops.has("gc")) return;
+    const view = this.store.view(`gc#${this.steps}`, plan);
+    await this.#start(
+      "gc",
+      view,
+      () => collectGarbage(view, STREAM, { keep }),
+      (outcome) => this.#checkOutcome("gc", outcome),
+    );
+  }
+
+  // ---- the replica ----
+
+  /** Starts a store-following replica (when none runs). */
+  async replicaStart(): Promise<void> {
+    if (this.#replica && this.#replica.state === "running") return;
+    await this.#replica?.stop();
+    this.#replicaStore = new SwitchStore(this.store.view(`replica#${this.steps}`));
+    const replica = new LiveReplica({
+      follow: "store",
+      store: this.#replicaStore,
+      stream: STREAM,
+      shardId: SHARD,
+      localPath: join(this.dir, "replica"),
+      pollIntervalMs: 200,
+    });
+    replica.addEventListener("error", (e) => (this.#replicaError = e.detail));
+    this.#replica = replica;
+    this.#replicaError = undefined;
+    try {
+      await this.#deadline(replica.start(), "the replica to start");
+    } catch (error) {
+      const e = error as Error;
+      if (e?.name === "InvalidArgumentError" && /no snapshot yet/.test(e.message)) return;
+      await this.#checkOutcome("the replica's start", { error });
+      return;
+    }
+    await this.#checkReplica();
+  }
+
+  /** The replica's poll timer fires; it lists and applies (or holds at call `plan.holdAt`). */
+  async replicaPoll(plan: ViewPlan): Promise<void> {
+    const replica = this.#replica;
+    if (!replica || replica.state !== "running" || this.#replicaStore?.view.held) return;
+    const held = this.skip.has("defect-3") ? { ...plan, holdAt: undefined } : plan;
+    const view = this.store.view(`replica#${this.steps}`, held);
+    this.#replicaStore!.view = view;
+    const next = this.clock.nextTimerSet();
+    if (!this.clock.fireNext()) return;
+    await this.#deadline(
+      Promise.race([next, view.reached, this.#replicaEnded()]),
+      "the replica's poll",
+    );
+    if (!view.held) await this.#afterPoll();
+  }
+
+  async #releaseReplica(): Promise<void> {
+    const view = this.#replicaStore?.view;
+    if (!view?.held) return;
+    const next = this.clock.nextTimerSet();
+    view.release();
+    await this.#deadline(Promise.race([next, this.#replicaEnded()]), "the replica's poll");
+    await this.#afterPoll();
+  }
+
+  async #replicaEnded(): Promise<void> {
+    while (this.#replica?.state === "running") {
+      await new Promise((r) => realSetTimeout(r, 1));
+    }
+  }
+
+  async #afterPoll(): Promise<void> {
+    if (this.#replica?.state === "failed") {
+      const error = this.#replicaError ?? this.#replica.error;
+      await this.#checkOutcome("the store-following replica", { error });
+      await this.#replica.stop();
+      this.#replica = undefined;
+      return;
+    }
+    await this.#checkReplica();
+  }
+
+  async #checkReplica(): Promise<void> {
+    const replica = this.#replica;
+    if (!replica || (replica.state !== "running" && replica.state !== "closed")) return;
+    const dump = await replica.query((db) => dumpDb(db));
+    this.#checkHeld("the replica", replica.sequenceNumber, dump);
+  }
+
+  // ---- damage ----
+
+  /** Flips, truncates, loses or mislabels the `index`th stored object. */
+  async damage(index: number, kind: "flip" | "truncate" | "lose" | "mislabel"): Promise<void> {
+    const keys = (await Array.fromAsync(this.store.inner.list(`${STREAM}/`))).map((o) => o.key)
+      .sort();
+    if (keys.length === 0) return;
+    const key = keys[index % keys.length];
+    const file = join(this.store.inner.root, ...key.split("/"));
+    if (kind === "lose") {
+      await this.store.inner.delete([key]);
+      this.#lost = true;
+      return;
+    }
+    this.#damaged = true;
+    if (kind === "mislabel") {
+      const other = keys[(index + 1) % keys.length];
+      if (other === key) return;
+      const from = join(this.store.inner.root, ...other.split("/"));
+      await Deno.copyFile(from, file);
+      await Deno.copyFile(`${from}.meta.json`, `${file}.meta.json`);
+      return;
+    }
+    const bytes = await Deno.readFile(file);
+    if (bytes.length === 0) return;
+    if (kind === "flip") bytes[(index * 7919) % bytes.length] ^= 0x5a;
+    await Deno.writeFile(file, kind === "flip" ? bytes : bytes.subarray(0, bytes.length >> 1));
+  }
+
+  /** A working directory a killed run (kill -9) left behind: unlocked, half written. */
+  async deadWorkDir(pid: number): Promise<void> {
+    const dir = join(
+      this.#producerDir(pid),
+      ".streambolt",
+      `${STREAM}.${SHARD}.${crypto.randomUUID()}`,
+    );
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.writeTextFile(join(dir, ".lock"), "");
+    await Deno.writeTextFile(join(dir, "snapshot.sqlite"), "half a database");
+    this.#deadDirAt.set(pid, this.steps);
+  }
+
+  // ---- invariants ----
+
+  async #deadline<T>(promise: Promise<T>, what: string): Promise<T> {
+    let timer: number | undefined;
+    const hang = new Promise<never>((_, reject) => {
+      timer = realSetTimeout(
+        () => reject(new SimInvariantError(`Hang: waited ${HANG_MS} ms for ${what}`)),
+        HANG_MS,
+      );
+    });
+    try {
+      return await Promise.race([promise, hang]);
+    } finally {
+      realClearTimeout(timer);
+    }
+  }
+
+  /** What a consumer holds must be a state a published point holds. */
+  #checkHeld(who: string, seq: string, dump: string): void {
+    const point = this.#points.get(seq);
+    if (point !== undefined) {
+      if (point !== dump) {
+        this.fail(`${who} holds point ${seq} unlike the published point:\n${diff(point, dump)}`);
+      }
+      return;
+    }
+    this.#matchModel(`${who}'s point ${seq}`, seq, dump);
+  }
+
+  #matchModel(what: string, seq: string, dump: string): void {
+    let closest = "";
+    for (let release = 1; release <= 4; release++) {
+      const model = modelDump(this.records, seq, release);
+      if (model === dump) return;
+      if (!closest || diff(model, dump).length < diff(closest, dump).length) closest = model;
+    }
+    this.fail(`${what} matches no release of the model (closest shown):\n${diff(closest, dump)}`);
+  }
+
+  /** Every invariant, after a step. */
+  async checkAll(): Promise<void> {
+    this.steps++;
+    this.#checks++;
+    if (this.#unhandled.length > 0) {
+      this.fail(`unhandled rejection: ${this.#unhandled.join("; ")}`);
+    }
+    await this.#checkStore();
+    await this.#checkLatest();
+    for (const pid of [0, 1]) await this.#checkProducer(pid);
+  }
+
+  async #checkStore(): Promise<void> {
+    const finder = this.#finder(this.store.inner, `check-${this.#checks}`);
+    for (const snapshot of await finder.findSnapshots()) {
+      if (this.#verified.has(snapshot.key)) continue;
+      let dump: string;
+      try {
+        await finder.downloadSnapshot(snapshot);
+        dump = dumpFile(snapshot.localFile);
+        const seq = sequenceOf(snapshot.localFile);
+        if (seq !== snapshot.sequenceNumber) {
+          this.fail(`${snapshot.key} restores to sequence number ${seq}`);
+        }
+      } catch (error) {
+        const e = error as Error;
+        if (e?.name === "SimInvariantError") throw e;
+        const unreachable = /no chain of verified objects reaches it/.test(e?.message);
+        if (e?.name === "SnapshotIntegrityError" && (unreachable || this.#damaged)) {
+          this.#verified.set(snapshot.key, "");
+          continue;
+        }
+        this.fail(`stored point ${snapshot.key} does not restore: ${e?.name}: ${e?.message}`);
+      }
+      this.#matchModel(`stored point ${snapshot.key}`, snapshot.sequenceNumber, dump);
+      const other = this.#points.get(snapshot.sequenceNumber);
+      if (other !== undefined && other !== dump) {
+        this.fail(`two objects of point ${snapshot.sequenceNumber} differ:\n${diff(other, dump)}`);
+      }
+      this.#points.set(snapshot.sequenceNumber, dump);
+      this.#verified.set(snapshot.key, dump);
+    }
+    await Deno.remove(join(this.dir, `check-${this.#checks}`), { recursive: true }).catch(() => {});
+  }
+
+  async #checkLatest(): Promise<void> {
+    const latest = await this.#finder(this.store.inner, "check").findLatestSnapshot();
+    const seq = latest ? BigInt(latest.sequenceNumber) : -1n;
+    if (seq < this.#latest && !this.#lost) {
+      this.fail(`the newest restorable point went back from ${this.#latest} to ${seq}`);
+    }
+    this.#lost = false;
+    this.#latest = seq;
+  }
+
+  async #checkProducer(pid: number): Promise<void> {
+    const slot = `p${pid}`;
+    if (this.#ops.has(slot)) return;
+    const base = this.#producerDir(pid);
+    const cacheDir = join(base, STREAM, SHARD);
+    const entries = await Array.fromAsync(Deno.readDir(cacheDir)).catch(() => []);
+    for (const entry of entries) {
+      const match = /^(\d+)\.sqlite\.json$/.exec(entry.name);
+      if (!match) continue;
+      const file = join(cacheDir, `${match[1]}.sqlite`);
+      const seq = sequenceOf(file);
+      if (seq !== match[1]) this.fail(`${slot}'s local copy ${match[1]} is at ${seq}`);
+      this.#checkHeld(`${slot}'s local copy`, seq, dumpFile(file));
+    }
+    if (this.#zombies.some((z) => z.slot === slot) || this.#deadDirAt.has(pid)) return;
+    const work = await Array.fromAsync(Deno.readDir(join(base, ".streambolt"))).catch(() => []);
+    if (work.length > 0) {
+      this.fail(`${slot} left working files: ${work.map((e) => e.name).join(", ")}`);
+    }
+  }
+}
+
+function diff(expected: string, actual: string): string {
+  const a = new Set(expected.split("\n"));
+  const b = new Set(actual.split("\n"));
+  const missing = [...a].filter((l) => !b.has(l)).map((l) => `  missing:    ${l}`);
+  const extra = [...b].filter((l) => !a.has(l)).map((l) => `  unexpected: ${l}`);
+  return [...missing, ...extra].join("\n");
+}
+
+/** A store that tells who published each key (the release behind it). */
+class PublishTracker implements SnapshotStore {
+  readonly url: string;
+  #inner: StoreView;
+  #onPut: (key: string) => void;
+  constructor(inner: StoreView, onPut: (key: string) => void) {
+    this.#inner = inner;
+    this.url = inner.url;
+    this.#onPut = onPut;
+  }
+  list: SnapshotStore["list"] = (prefix, options) => this.#inner.list(prefix, options);
+  put: SnapshotStore["put"] = async (key, file, options) => {
+    await this.#inner.put(key, file, options);
+    this.#onPut(key);
+  };
+  download: SnapshotStore["download"] = (key, file, options) =>
+    this.#inner.download(key, file, options);
+  delete: SnapshotStore["delete"] = (keys, options) => this.#inner.delete(keys, options);
+  head: NonNullable<SnapshotStore["head"]> = (key, options) => this.#inner.head(key, options);
+}
