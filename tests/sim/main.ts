@@ -41,6 +41,7 @@ const result = await simulate({
   replay: Deno.env.get("SIM_REPLAY") || undefined,
   skip,
   maxCommands: numberEnv("SIM_MAX_COMMANDS", 40),
+  shrinkMs: numberEnv("SIM_SHRINK_SECONDS", 60)! * 1000,
   verbose: !!Deno.env.get("SIM_VERBOSE"),
 });
 const secs = result.elapsedMs / 1000;

@@ -10,7 +10,7 @@ import { commands, type Model } from "./commands.ts";
 import { type KnownDefect, World } from "./world.ts";
 
 /** Every known defect the schedules can steer around. */
-export const KNOWN_DEFECTS: KnownDefect[] = ["defect-1", "defect-2", "defect-3"];
+export const KNOWN_DEFECTS: KnownDefect[] = ["defect-1", "defect-2", "defect-3", "vanished-base"];
 
 /** Options for {@linkcode simulate}. */
 export interface SimOptions {
@@ -60,52 +60,84 @@ export function replayCommand(
   return `SIM_SEED=${seed} SIM_PATH=${path} SIM_REPLAY='${replayPath}'${known}${max} deno task sim`;
 }
 
-/** Runs schedules (see {@linkcode SimOptions}). */
-export async function simulate(options: SimOptions): Promise<SimResult> {
+interface Counters {
+  schedules: number;
+  steps: number;
+  lastLog: string[];
+}
+
+/** One fast-check run: a search from `seed`, or the replay (and further shrinking) of `path`. */
+async function check(
+  options: SimOptions & { seed: number; limitMs?: number },
+  counters: Counters,
+): Promise<SimResult["failure"] & { interrupted: boolean } | undefined> {
   const skip = options.skip ?? new Set();
   const maxCommands = options.maxCommands ?? 40;
-  const seed = options.seed ?? (Date.now() ^ (Math.random() * 0x7fffffff)) | 0;
-  let schedules = 0;
-  let steps = 0;
-  let lastLog: string[] = [];
-  const started = performance.now();
   const property = fc.asyncProperty(
-    fc.commands(commands, { maxCommands, replayPath: options.replay }),
+    fc.commands(commands, { maxCommands, size: "max", replayPath: options.replay }),
     async (cmds) => {
-      schedules++;
+      counters.schedules++;
       const world = await World.create(skip);
       try {
         await fc.asyncModelRun(() => ({ model: {} as Model, real: world }), cmds);
       } finally {
-        steps += world.steps;
-        lastLog = world.log;
+        counters.steps += world.steps;
+        counters.lastLog = world.log;
         await world.dispose();
       }
     },
   );
-  const replaying = options.path !== undefined;
   const details = await fc.check(property, {
-    seed,
+    seed: options.seed,
     path: options.path,
     numRuns: 1_000_000_000,
-    interruptAfterTimeLimit: replaying ? undefined : options.budgetMs ?? 60_000,
+    interruptAfterTimeLimit: options.limitMs,
     markInterruptAsFailure: false,
     verbose: options.verbose ? 1 : 0,
   });
-  const result: SimResult = { schedules, steps, elapsedMs: performance.now() - started, seed };
-  if (details.failed) {
-    const error = details.errorInstance as Error | undefined;
-    const path = details.counterexamplePath ?? "";
-    const schedule = String(details.counterexample?.[0] ?? lastLog.join(", "));
-    const replayPath = /replayPath="([^"]*)"/.exec(schedule)?.[1] ?? "";
-    result.failure = {
-      message: error?.message ?? String(details.errorInstance),
-      seed: details.seed,
-      path,
-      replayPath,
-      schedule: schedule.replace(/ \/\*replayPath=.*\*\//, ""),
-      replay: replayCommand(details.seed, path, replayPath, skip, maxCommands),
-    };
+  if (!details.failed) return undefined;
+  const error = details.errorInstance as Error | undefined;
+  const path = details.counterexamplePath ?? "";
+  const schedule = String(details.counterexample?.[0] ?? counters.lastLog.join(", "));
+  const replayPath = /replayPath="([^"]*)"/.exec(schedule)?.[1] ?? "";
+  return {
+    message: error?.message ??
+      `${details.errorInstance} (${(details as { error?: string }).error ?? ""})`,
+    seed: details.seed,
+    path,
+    replayPath,
+    schedule: schedule.replace(/ \/\*replayPath=.*\*\//, ""),
+    replay: replayCommand(details.seed, path, replayPath, skip, maxCommands),
+    interrupted: details.interrupted,
+  };
+}
+
+/** Runs schedules (see {@linkcode SimOptions}); a failure found is shrunk for up to
+ * `shrinkMs` more. */
+export async function simulate(options: SimOptions & { shrinkMs?: number }): Promise<SimResult> {
+  const seed = options.seed ?? (Date.now() ^ (Math.random() * 0x7fffffff)) | 0;
+  const counters: Counters = { schedules: 0, steps: 0, lastLog: [] };
+  const started = performance.now();
+  const replaying = options.path !== undefined;
+  let failure = await check(
+    { ...options, seed, limitMs: replaying ? undefined : options.budgetMs ?? 60_000 },
+    counters,
+  );
+  const result: SimResult = { ...counters, elapsedMs: performance.now() - started, seed };
+  if (failure?.interrupted && (options.shrinkMs ?? 0) > 0) {
+    // The budget ran out while shrinking: shrink on from where it stopped.
+    const more = await check({
+      ...options,
+      seed: failure.seed,
+      path: failure.path,
+      replay: failure.replayPath,
+      limitMs: options.shrinkMs,
+    }, counters);
+    if (more) failure = more;
+  }
+  if (failure) {
+    const { interrupted: _, ...rest } = failure;
+    result.failure = rest;
   }
   return result;
 }
