@@ -56,5 +56,6 @@ if (result.failure) {
   console.log(`FAILED: ${result.failure.message}`);
   console.log(`schedule: ${result.failure.schedule}`);
   console.log(`replay: ${result.failure.replay}`);
+  console.log(`steps (for tests/sim/regressions.json): ${JSON.stringify(result.failure.steps)}`);
   Deno.exit(1);
 }

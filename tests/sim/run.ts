@@ -6,7 +6,7 @@
  * @module
  */
 import fc from "fast-check";
-import { commands, type Model } from "./commands.ts";
+import { commands, type Model, runChecked, type StepSpec } from "./commands.ts";
 import { type KnownDefect, World } from "./world.ts";
 
 /** Every known defect the schedules can steer around. */
@@ -43,6 +43,8 @@ export interface SimResult {
     path: string;
     replayPath: string;
     schedule: string;
+    /** The schedule as data, for the regression list. */
+    steps: StepSpec[];
     replay: string;
   };
 }
@@ -99,6 +101,13 @@ async function check(
   const error = details.errorInstance as Error | undefined;
   const path = details.counterexamplePath ?? "";
   const schedule = String(details.counterexample?.[0] ?? counters.lastLog.join(", "));
+  // fast-check's shrunk commands: wrappers of ours, marked when they ran.
+  const shrunk = details.counterexample?.[0] as
+    | Iterable<{ hasRan: boolean; cmd: { spec?: StepSpec } }>
+    | undefined;
+  const steps = shrunk
+    ? [...shrunk].filter((c) => c.hasRan).map((c) => c.cmd.spec!)
+    : counters.lastLog.map((l) => JSON.parse(l) as StepSpec);
   const replayPath = /replayPath="([^"]*)"/.exec(schedule)?.[1] ?? "";
   return {
     message: error?.message ??
@@ -107,6 +116,7 @@ async function check(
     path,
     replayPath,
     schedule: schedule.replace(/ \/\*replayPath=.*\*\//, ""),
+    steps,
     replay: replayCommand(details.seed, path, replayPath, skip, maxCommands),
     interrupted: details.interrupted,
   };
@@ -155,4 +165,21 @@ export function parseKnownDefects(value: string | undefined): Set<KnownDefect> {
     }
   }
   return new Set(names as KnownDefect[]);
+}
+
+/** Runs one schedule given as data in a fresh world.
+ * @returns The failure message, or undefined when every invariant held. */
+export async function runSchedule(
+  steps: StepSpec[],
+  skip: Set<KnownDefect>,
+): Promise<string | undefined> {
+  const world = await World.create(skip);
+  try {
+    for (const spec of steps) await runChecked(world, spec);
+    return undefined;
+  } catch (error) {
+    return (error as Error)?.message ?? String(error);
+  } finally {
+    await world.dispose();
+  }
 }

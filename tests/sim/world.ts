@@ -13,6 +13,7 @@
 import { join } from "node:path";
 import {
   collectGarbage,
+  describeChains,
   LiveReplica,
   ShardSnapshotFinder,
   ShardSnapshotter,
@@ -253,6 +254,13 @@ export class World {
     op.view.release();
     await this.#deadline(op.settled, `${slot} to finish`);
     await this.#finish(op);
+  }
+
+  /** The slots whose operation is held now, in a fixed order. */
+  heldSlots(): string[] {
+    const slots = [...this.#ops.keys()].sort();
+    if (this.#replicaStore?.view.held) slots.push("replica");
+    return slots;
   }
 
   /** The process behind a held operation is killed: it never hears from the store again. */
@@ -504,10 +512,14 @@ export class World {
       const versions = this.#points.get(snapshot.sequenceNumber) ?? new Set();
       this.#points.set(snapshot.sequenceNumber, versions.add(dump));
     }
-    // Two objects of one point in the store now (a full beside a delta, two producers' deltas)
-    // must restore to one state.
+    // Two objects of one point that a chain reaches now (a full beside a delta, two producers'
+    // deltas) must restore to one state.
+    const reachable = new Set(
+      describeChains(listed).filter((c) => c.full).flatMap((c) => [c.full!, ...c.deltas])
+        .map((s) => s.key),
+    );
     const bySeq = new Map<string, { key: string; dump: string }>();
-    for (const snapshot of listed) {
+    for (const snapshot of listed.filter((s) => reachable.has(s.key))) {
       const dump = this.#verified.get(snapshot.key);
       if (!dump) continue;
       const other = bySeq.get(snapshot.sequenceNumber);
