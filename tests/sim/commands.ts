@@ -25,6 +25,7 @@ export type StepSpec =
   | { op: "gc"; keep: number; plan: ViewPlan }
   | { op: "consume"; fallback: boolean; refresh: boolean; plan: ViewPlan }
   | { op: "replicaStart" }
+  | { op: "status"; plan: ViewPlan }
   | { op: "replicaPoll"; plan: ViewPlan }
   | { op: "damage"; index: number; kind: "flip" | "truncate" | "lose" | "mislabel" }
   | { op: "deadWorkDir"; pid: number };
@@ -59,6 +60,8 @@ export function runStep(world: World, spec: StepSpec): Promise<void> {
       return world.consumer(spec.fallback, spec.refresh, spec.plan);
     case "replicaStart":
       return world.replicaStart();
+    case "status":
+      return world.status(spec.plan);
     case "replicaPoll":
       return world.replicaPoll(spec.plan);
     case "damage":
@@ -114,6 +117,8 @@ export function describeStep(spec: StepSpec): string {
     }
     case "replicaPoll":
       return `replica.poll(${planText(spec.plan)})`;
+    case "status":
+      return `status(${planText(spec.plan)})`;
     case "damage":
       return `damage(${spec.kind}, object ${spec.index})`;
     case "deadWorkDir":
@@ -211,6 +216,7 @@ export const commands: fc.Arbitrary<Cmd>[] = [
     })),
   )),
   step(fc.constant({ op: "replicaStart" as const })),
+  step(holdOnly.map((plan) => ({ op: "status" as const, plan }))),
   ...Array(2).fill(step(holdOnly.map((plan) => ({ op: "replicaPoll" as const, plan })))),
   step(
     fc.tuple(

@@ -19,6 +19,36 @@ export const NO_KINESIS: KinesisClientLike = {
   config: { region: "none" },
 };
 
+/** The shard's hash key range: all of it. */
+const WHOLE_RANGE = { StartingHashKey: "0", EndingHashKey: (2n ** 128n - 1n).toString() };
+
+/**
+ * A Kinesis client for `streamStatus`: one open shard, 24 hours of retention. Anything else
+ * (GetRecords is only asked for a stale shard, and the simulation's limit is never reached) is
+ * refused.
+ */
+export function statusKinesis(shardId: string): KinesisClientLike {
+  return {
+    send: (command: unknown) => {
+      switch ((command as object).constructor.name) {
+        case "ListShardsCommand":
+          return Promise.resolve({
+            Shards: [{
+              ShardId: shardId,
+              HashKeyRange: WHOLE_RANGE,
+              SequenceNumberRange: { StartingSequenceNumber: "0" },
+            }],
+          });
+        case "DescribeStreamSummaryCommand":
+          return Promise.resolve({ StreamDescriptionSummary: { RetentionPeriodHours: 24 } });
+        default:
+          return Promise.reject(new Error("no such call in the simulation"));
+      }
+    },
+    config: { region: "none" },
+  } as KinesisClientLike;
+}
+
 /** The sequence number of record `i` (gaps between them, as in Kinesis). */
 export function sequenceNumber(i: number): string {
   return (SEQ_BASE + BigInt(i) * 10n).toString();

@@ -19,6 +19,8 @@ import {
   ShardSnapshotter,
   type Snapshot,
   type SnapshotStore,
+  type StreamStatus,
+  streamStatus,
 } from "../../mod.ts";
 import { VirtualClock } from "./clock.ts";
 import {
@@ -30,7 +32,7 @@ import {
   type SimRecord,
 } from "./generator.ts";
 import { SimStore, type StoreView, type ViewPlan } from "./sim_store.ts";
-import { NO_KINESIS, scriptedSource, sequenceNumber } from "./source.ts";
+import { NO_KINESIS, scriptedSource, sequenceNumber, statusKinesis } from "./source.ts";
 import { SwitchStore } from "./switch_store.ts";
 
 /** The simulated stream and shard. */
@@ -308,6 +310,38 @@ export class World {
         const snapshot = outcome.value as Snapshot | undefined;
         if (snapshot) {
           this.#checkHeld("the consumer", snapshot.sequenceNumber, dumpFile(snapshot.localFile));
+        }
+      },
+    );
+  }
+
+  /** `status`: the shard's newest point as `streamStatus` reports it must be the finder's. */
+  async status(plan: ViewPlan): Promise<void> {
+    if (this.#ops.has("status")) return;
+    const view = this.store.view(`status#${this.steps}`, plan);
+    await this.#start(
+      "status",
+      view,
+      () =>
+        streamStatus({
+          kinesis: statusKinesis(SHARD),
+          store: view,
+          stream: STREAM,
+          maxAgeMs: 1e12,
+        }),
+      async (outcome) => {
+        await this.#checkOutcome("status", outcome);
+        const row = (outcome.value as StreamStatus | undefined)?.shards[0];
+        if (!row) return;
+        const latest = await this.#finder(this.store.inner, "check").findLatestSnapshot();
+        if (!view.held && row.sequenceNumber !== latest?.sequenceNumber) {
+          this.fail(
+            `status reports point ${row.sequenceNumber} where the newest is ${latest?.sequenceNumber}`,
+          );
+        }
+        const missing = row.problems.includes("missing");
+        if (missing !== (row.sequenceNumber === undefined)) {
+          this.fail(`status says ${row.problems.join(",") || "ok"} of point ${row.sequenceNumber}`);
         }
       },
     );
