@@ -28,7 +28,8 @@ export type StepSpec =
   | { op: "status"; plan: ViewPlan }
   | { op: "replicaPoll"; plan: ViewPlan }
   | { op: "damage"; index: number; kind: "flip" | "truncate" | "lose" | "mislabel" }
-  | { op: "deadWorkDir"; pid: number };
+  | { op: "deadWorkDir"; pid: number }
+  | { op: "stopFollow"; pid: number };
 
 /** Runs one step in the world (without the checks). */
 export function runStep(world: World, spec: StepSpec): Promise<void> {
@@ -68,6 +69,9 @@ export function runStep(world: World, spec: StepSpec): Promise<void> {
       return world.damage(spec.index, spec.kind);
     case "deadWorkDir":
       return world.deadWorkDir(spec.pid);
+    case "stopFollow":
+      world.stopFollow(spec.pid);
+      return Promise.resolve();
   }
 }
 
@@ -123,6 +127,8 @@ export function describeStep(spec: StepSpec): string {
       return `damage(${spec.kind}, object ${spec.index})`;
     case "deadWorkDir":
       return `deadWorkDir(p${spec.pid})`;
+    case "stopFollow":
+      return `stopFollow(p${spec.pid})`;
     default:
       return spec.op;
   }
@@ -227,4 +233,5 @@ export const commands: fc.Arbitrary<Cmd>[] = [
     ).map(([index, kind]) => ({ op: "damage" as const, index, kind })),
   ),
   step(fc.integer({ min: 0, max: 1 }).map((pid) => ({ op: "deadWorkDir" as const, pid }))),
+  step(fc.integer({ min: 0, max: 1 }).map((pid) => ({ op: "stopFollow" as const, pid }))),
 ];

@@ -64,6 +64,8 @@ export class StoreView implements SnapshotStore {
   readonly reached: Promise<void>;
   #release?: (error?: Error) => void;
   #held = false;
+  /** Whether a call of this view was ever held (others may have overtaken it). */
+  wasHeld = false;
 
   constructor(inner: SnapshotStore, name: string, plan: ViewPlan) {
     this.#inner = inner;
@@ -94,6 +96,7 @@ export class StoreView implements SnapshotStore {
     const n = ++this.calls;
     if (this.#plan.holdAt === n) {
       this.#held = true;
+      this.wasHeld = true;
       const wait = new Promise<void>((resolve, reject) => {
         this.#release = (error) => error ? reject(error) : resolve();
       });

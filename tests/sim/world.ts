@@ -101,6 +101,8 @@ export class World {
   #points = new Map<string, Set<string>>();
   #latest = -1n;
   #ops = new Map<string, Op>();
+  /** The stop signals of following producers, by slot. */
+  #stops = new Map<string, AbortController>();
   #zombies: Op[] = [];
   #deadDirAt = new Map<number, number>();
   #publisherRelease = new Map<string, number>();
@@ -180,6 +182,7 @@ export class World {
     const release = this.release;
     const view = this.store.view(`${slot}#${this.steps}`, step.plan);
     const stop = new AbortController();
+    if (follow) this.#stops.set(slot, stop);
     const snapshotter = new ShardSnapshotter({
       kinesis: NO_KINESIS,
       store: new PublishTracker(view, (key) => this.#publisherRelease.set(key, release)),
@@ -258,6 +261,12 @@ export class World {
     await this.#finish(op);
   }
 
+  /** SIGTERM to a held following producer: its stop aborts while its call waits. */
+  stopFollow(pid: number): void {
+    const slot = `p${pid}`;
+    if (this.#ops.has(slot)) this.#stops.get(slot)?.abort();
+  }
+
   /** The slots whose operation is held now, in a fixed order. */
   heldSlots(): string[] {
     const slots = [...this.#ops.keys()].sort();
@@ -334,7 +343,7 @@ export class World {
         const row = (outcome.value as StreamStatus | undefined)?.shards[0];
         if (!row) return;
         const latest = await this.#finder(this.store.inner, "check").findLatestSnapshot();
-        if (!view.held && row.sequenceNumber !== latest?.sequenceNumber) {
+        if (!view.wasHeld && row.sequenceNumber !== latest?.sequenceNumber) {
           this.fail(
             `status reports point ${row.sequenceNumber} where the newest is ${latest?.sequenceNumber}`,
           );
