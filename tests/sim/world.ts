@@ -316,6 +316,10 @@ export class World {
       () => finder.downloadLatestSnapshot({ fallback, refresh }),
       async (outcome) => {
         await this.#checkOutcome("the consumer's download", outcome);
+        const dir = join(this.dir, "consumer", STREAM, SHARD);
+        const left = (await Array.fromAsync(Deno.readDir(dir)).catch(() => []))
+          .filter((e) => e.name.startsWith(".")).map((e) => e.name);
+        if (left.length > 0) this.fail(`the consumer left working files: ${left.join(", ")}`);
         const snapshot = outcome.value as Snapshot | undefined;
         if (snapshot) {
           this.#checkHeld("the consumer", snapshot.sequenceNumber, dumpFile(snapshot.localFile));
