@@ -110,6 +110,7 @@ export class World {
   #replica?: LiveReplica;
   #replicaStore?: SwitchStore;
   #replicaError?: unknown;
+  #replicaEnd?: Promise<void>;
   #checks = 0;
   #onUnhandled = (event: PromiseRejectionEvent) => {
     event.preventDefault();
@@ -388,6 +389,11 @@ export class World {
       pollIntervalMs: 200,
     });
     replica.addEventListener("error", (e) => (this.#replicaError = e.detail));
+    // Resolves when the replica stops on its own (an error, or its shard closed).
+    this.#replicaEnd = new Promise((resolve) => {
+      replica.addEventListener("error", () => resolve(), { once: true });
+      replica.addEventListener("closed", () => resolve(), { once: true });
+    });
     this.#replica = replica;
     this.#replicaError = undefined;
     try {
@@ -411,7 +417,7 @@ export class World {
     const next = this.clock.nextTimerSet();
     if (!this.clock.fireNext()) return;
     await this.#deadline(
-      Promise.race([next, view.reached, this.#replicaEnded()]),
+      Promise.race([next, view.reached, this.#replicaEnd]),
       "the replica's poll",
     );
     if (!view.held) await this.#afterPoll();
@@ -422,14 +428,8 @@ export class World {
     if (!view?.held) return;
     const next = this.clock.nextTimerSet();
     view.release();
-    await this.#deadline(Promise.race([next, this.#replicaEnded()]), "the replica's poll");
+    await this.#deadline(Promise.race([next, this.#replicaEnd]), "the replica's poll");
     await this.#afterPoll();
-  }
-
-  async #replicaEnded(): Promise<void> {
-    while (this.#replica?.state === "running") {
-      await new Promise((r) => realSetTimeout(r, 1));
-    }
   }
 
   async #afterPoll(): Promise<void> {
