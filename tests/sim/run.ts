@@ -10,7 +10,13 @@ import { commands, type Model, runChecked, type StepSpec } from "./commands.ts";
 import { type KnownDefect, World } from "./world.ts";
 
 /** Every known defect the schedules can steer around. */
-export const KNOWN_DEFECTS: KnownDefect[] = ["defect-1", "defect-2", "defect-3", "vanished-base"];
+export const KNOWN_DEFECTS: KnownDefect[] = [
+  "defect-1",
+  "defect-2",
+  "defect-3",
+  "vanished-base",
+  "lost-race-copy",
+];
 
 /** Options for {@linkcode simulate}. */
 export interface SimOptions {

@@ -15,6 +15,7 @@ import {
   collectGarbage,
   describeChains,
   LiveReplica,
+  parseSnapshotKey,
   ShardSnapshotFinder,
   ShardSnapshotter,
   type Snapshot,
@@ -48,7 +49,12 @@ const realClearTimeout = globalThis.clearTimeout as unknown as (id?: number) => 
 const HANG_MS = 60_000;
 
 /** The defects the schedule may steer around (`SIM_KNOWN_DEFECTS`). */
-export type KnownDefect = "defect-1" | "defect-2" | "defect-3" | "vanished-base";
+export type KnownDefect =
+  | "defect-1"
+  | "defect-2"
+  | "defect-3"
+  | "vanished-base"
+  | "lost-race-copy";
 
 /** An invariant broke: the message says which and how. */
 export class SimInvariantError extends Error {
@@ -106,6 +112,8 @@ export class World {
   #zombies: Op[] = [];
   #deadDirAt = new Map<number, number>();
   #publisherRelease = new Map<string, number>();
+  /** `slot:seq` of every point a producer found already published when it put it. */
+  #lostRaces = new Set<string>();
   #unhandled: string[] = [];
   #replica?: LiveReplica;
   #replicaStore?: SwitchStore;
@@ -186,7 +194,11 @@ export class World {
     if (follow) this.#stops.set(slot, stop);
     const snapshotter = new ShardSnapshotter({
       kinesis: NO_KINESIS,
-      store: new PublishTracker(view, (key) => this.#publisherRelease.set(key, release)),
+      store: new PublishTracker(view, (key, lost) => {
+        if (!lost) return void this.#publisherRelease.set(key, release);
+        const seq = parseSnapshotKey(key)?.sequenceNumber;
+        if (seq) this.#lostRaces.add(`${slot}:${seq}`);
+      }),
       stream: STREAM,
       shardId: SHARD,
       localPath: this.#producerDir(step.pid),
@@ -622,6 +634,9 @@ export class World {
       const file = join(cacheDir, `${match[1]}.sqlite`);
       const seq = sequenceOf(file);
       if (seq !== match[1]) this.fail(`${slot}'s local copy ${match[1]} is at ${seq}`);
+      // lost-race-copy: a producer whose put of a point found the other's already there keeps
+      // its own database as the local copy of the other's point.
+      if (this.skip.has("lost-race-copy") && this.#lostRaces.has(`${slot}:${seq}`)) continue;
       this.#checkHeld(`${slot}'s local copy`, seq, dumpFile(file));
     }
     if (this.#zombies.some((z) => z.slot === slot) || this.#deadDirAt.has(pid)) return;
@@ -640,20 +655,26 @@ function diff(expected: string, actual: string): string {
   return [...missing, ...extra].join("\n");
 }
 
-/** A store that tells who published each key (the release behind it). */
+/** A store that tells who published each key (the release behind it), and which puts lost a
+ * race (the key was there already). */
 class PublishTracker implements SnapshotStore {
   readonly url: string;
   #inner: StoreView;
-  #onPut: (key: string) => void;
-  constructor(inner: StoreView, onPut: (key: string) => void) {
+  #onPut: (key: string, lost: boolean) => void;
+  constructor(inner: StoreView, onPut: (key: string, lost: boolean) => void) {
     this.#inner = inner;
     this.url = inner.url;
     this.#onPut = onPut;
   }
   list: SnapshotStore["list"] = (prefix, options) => this.#inner.list(prefix, options);
   put: SnapshotStore["put"] = async (key, file, options) => {
-    await this.#inner.put(key, file, options);
-    this.#onPut(key);
+    try {
+      await this.#inner.put(key, file, options);
+    } catch (error) {
+      if ((error as Error)?.name === "ObjectExistsError") this.#onPut(key, true);
+      throw error;
+    }
+    this.#onPut(key, false);
   };
   download: SnapshotStore["download"] = (key, file, options) =>
     this.#inner.download(key, file, options);
