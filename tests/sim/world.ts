@@ -13,7 +13,6 @@
 import { join } from "node:path";
 import {
   collectGarbage,
-  describeChains,
   LiveReplica,
   parseSnapshotKey,
   ShardSnapshotFinder,
@@ -573,10 +572,7 @@ export class World {
     }
     // Two objects of one point that a chain reaches now (a full beside a delta, two producers'
     // deltas) must restore to one state.
-    const reachable = new Set(
-      describeChains(listed).filter((c) => c.full).flatMap((c) => [c.full!, ...c.deltas])
-        .map((s) => s.key),
-    );
+    const reachable = reachableKeys(listed);
     const bySeq = new Map<string, { key: string; dump: string }>();
     for (const snapshot of listed.filter((s) => reachable.has(s.key))) {
       const dump = this.#verified.get(snapshot.key);
@@ -653,6 +649,23 @@ function diff(expected: string, actual: string): string {
   const missing = [...a].filter((l) => !b.has(l)).map((l) => `  missing:    ${l}`);
   const extra = [...b].filter((l) => !a.has(l)).map((l) => `  unexpected: ${l}`);
   return [...missing, ...extra].join("\n");
+}
+
+/** The objects a chain reaches: every full, and every delta whose base point one reaches. */
+function reachableKeys(objects: Snapshot[]): Set<string> {
+  const points = new Set<string>();
+  const keys = new Set<string>();
+  const ordered = [...objects].sort((a, b) => {
+    const d = BigInt(a.sequenceNumber) - BigInt(b.sequenceNumber);
+    return d < 0n ? -1 : d > 0n ? 1 : a.kind === b.kind ? 0 : a.kind === "full" ? -1 : 1;
+  });
+  for (const s of ordered) {
+    if (s.kind === "full" || (s.baseSequenceNumber && points.has(s.baseSequenceNumber))) {
+      points.add(s.sequenceNumber);
+      keys.add(s.key);
+    }
+  }
+  return keys;
 }
 
 /** A store that tells who published each key (the release behind it), and which puts lost a
