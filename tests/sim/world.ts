@@ -101,6 +101,8 @@ export class World {
   log: string[] = [];
   #damaged = false;
   #lost = false;
+  /** The step of the last loss: operations started before it planned with the lost object. */
+  #lostAt = -1;
   #verified = new Map<string, string>();
   /** Every state each point was ever published with (a lost point may be published again). */
   #points = new Map<string, Set<string>>();
@@ -257,6 +259,9 @@ export class World {
 
   async #finish(op: Op): Promise<void> {
     this.#ops.delete(op.slot);
+    // An operation that listed before a loss acted on what it listed (its retention deleting
+    // what the lost object superseded): the newest point may go back with it.
+    if (op.startedAt <= this.#lostAt) this.#lost = true;
     const pid = op.slot === "p0" ? 0 : op.slot === "p1" ? 1 : undefined;
     const dead = pid === undefined ? undefined : this.#deadDirAt.get(pid);
     if (dead !== undefined && op.startedAt > dead) this.#deadDirAt.delete(pid!);
@@ -477,6 +482,7 @@ export class World {
     if (kind === "lose") {
       await this.store.inner.delete([key]);
       this.#lost = true;
+      this.#lostAt = this.steps;
       return;
     }
     if (kind === "mislabel") {
