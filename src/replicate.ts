@@ -66,7 +66,7 @@ export interface ReplicaShardStatus {
   /** Its file, relative to the stream's directory. */
   file: string;
   /** `waiting` (no point yet), `following`, `final` (closed shard, all applied), `retired`
-   * (file removed: its children hold points), `failing` (the last attempt failed). */
+   * (no longer followed: removed once its children hold points, else kept), `failing` (the last attempt failed). */
   state: ReplicaShardState;
   /** The point the file holds. */
   sequenceNumber?: string;
