@@ -97,3 +97,15 @@ Deno.test("snapshot --generator naming a missing file says it does not exist", a
     await Deno.remove(cwd, { recursive: true });
   }
 });
+
+Deno.test("snapshot --generator naming a file that is no module says so, naming it", async () => {
+  const cwd = await Deno.makeTempDir({ prefix: "streambolt-cwd-" });
+  try {
+    await Deno.writeTextFile(join(cwd, "notes.md"), "# not a generator\n");
+    const line = usageErrorLine(await snapshotWithGenerator("./notes.md", cwd));
+    assert.match(line, /^streambolt: error: Cannot load generator as .+: current value is /);
+    assert.ok(line.includes('"./notes.md"'), line);
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+});
