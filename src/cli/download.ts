@@ -58,12 +58,7 @@ export async function run(args: string[]): Promise<number> {
   const sequence = values.sequence === undefined
     ? undefined
     : assertSequenceNumber(values.sequence as string);
-  const outDir = (values.out as string | undefined) ?? ".";
-  if (await Deno.stat(outDir).then((i) => !i.isDirectory, () => false)) {
-    throw new UsageError(
-      `Cannot use --out as it is not a directory: current value is ${JSON.stringify(outDir)}`,
-    );
-  }
+  const outDir = await outDirArg(values.out as string | undefined);
   const store = await openCliStore(values, "download");
   const logger: Logger = values.quiet ? silentLogger : cliLogger({
     verbose: values.verbose as boolean,
@@ -100,6 +95,18 @@ export async function run(args: string[]): Promise<number> {
   if (values.json) outJson({ ...snapshotJson(snapshot), localFile: snapshot.localFile });
   else out(snapshot.localFile);
   return 0;
+}
+
+/** `--out` (default: the working directory), refused when it names something that is not a
+ * directory, before anything is downloaded. */
+async function outDirArg(value: string | undefined): Promise<string> {
+  const outDir = value ?? ".";
+  if (await Deno.stat(outDir).then((i) => !i.isDirectory, () => false)) {
+    throw new UsageError(
+      `Cannot use --out as it is not a directory: current value is ${JSON.stringify(outDir)}`,
+    );
+  }
+  return outDir;
 }
 
 /** A point's file as downloads name it, and the files SQLite keeps beside one. */
