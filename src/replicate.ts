@@ -14,7 +14,7 @@ import type { KinesisClientLike } from "./aws_client.ts";
 import { InvalidArgumentError } from "./errors.ts";
 import type { SnapshotGenerator } from "./generator.ts";
 import type { HashKeyRange } from "./kinesis/hash_key.ts";
-import { listStreamShards } from "./kinesis/list_shards.ts";
+import { listingMayRecover, listStreamShards } from "./kinesis/list_shards.ts";
 import { type RetryOptions, sleep } from "./kinesis/retry.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import { ReplicaDir } from "./replica_dir.ts";
@@ -66,7 +66,7 @@ export interface ReplicaShardStatus {
   /** Its file, relative to the stream's directory. */
   file: string;
   /** `waiting` (no point yet), `following`, `final` (closed shard, all applied), `retired`
-   * (file removed: its children hold points), `failing` (the last attempt failed). */
+   * (no longer followed: removed once its children hold points, else kept), `failing` (the last attempt failed). */
   state: ReplicaShardState;
   /** The point the file holds. */
   sequenceNumber?: string;
@@ -140,6 +140,7 @@ export class Replicator {
   #dir?: ReplicaDir;
   #shards = new Map<string, FollowedShard>();
   #ready = false;
+  #listed = false;
 
   /**
    * Checks the options; nothing happens until {@linkcode Replicator.run}.
@@ -247,8 +248,12 @@ export class Replicator {
     let topology: Topology[];
     try {
       topology = await this.#topology(signal);
+      this.#listed = true;
     } catch (error) {
       if (signal.aborted) return;
+      // A first listing that no retry can fix (no region or credentials, no such stream, access
+      // denied) ends the run: waiting an interval changes nothing.
+      if (!this.#listed && !listingMayRecover(error)) throw error;
       this.#log.warn("cannot list the stream's shards; trying again", {
         error: (error as Error)?.message ?? String(error),
       });

@@ -116,7 +116,8 @@ export interface StreamStatus {
   retentionHours?: number;
   /** One row per shard, in the order Kinesis lists them (parents before children). */
   shards: ShardStatus[];
-  /** True when no shard has a problem. */
+  /** True when no shard has a problem; without Kinesis, also only when the store holds a point
+   * of the stream (with nothing to judge, the check does not pass). */
   ok: boolean;
 }
 
@@ -216,7 +217,7 @@ export async function streamStatus(options: StreamStatusOptions): Promise<Stream
     kinesis: kinesis !== undefined,
     retentionHours: known?.retentionHours,
     shards: rows,
-    ok: rows.every((r) => r.problems.length === 0),
+    ok: rows.every((r) => r.problems.length === 0) && (kinesis !== undefined || rows.length > 0),
   };
 }
 

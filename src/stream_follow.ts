@@ -7,7 +7,7 @@
  */
 import { sleep } from "./kinesis/retry.ts";
 import { listShardSnapshots } from "./_fetch.ts";
-import { listStreamShards, type StreamShard } from "./kinesis/list_shards.ts";
+import { listingMayRecover, listStreamShards, type StreamShard } from "./kinesis/list_shards.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import type { Snapshot } from "./snapshot_key.ts";
 import { ShardSnapshotter, type ShardSnapshotterOptions } from "./shard_snapshotter.ts";
@@ -54,6 +54,7 @@ export class StreamFollow {
   #finals = new Map<string, Snapshot>();
   #latest = new Map<string, Snapshot>();
   #failure?: FollowError;
+  #listed = false;
 
   constructor(options: StreamFollowerOptions) {
     this.#o = options;
@@ -72,9 +73,11 @@ export class StreamFollow {
     if (stop.aborted) halt();
     try {
       while (!this.#halt.signal.aborted) {
-        await this.#startReady().catch((error) => {
+        await this.#startReady().then(() => this.#listed = true, (error) => {
           // Stopping cancels a listing in flight; that is no failure to report.
           if (this.#halt.signal.aborted) return;
+          // A first listing no retry can fix (no region or credentials, no such stream) ends it.
+          if (!this.#listed && !listingMayRecover(error)) throw error;
           // Listing failed (after the SDK's and streambolt's retries): try again next interval.
           this.#log.warn("cannot list the stream's shards; trying again", {
             stream: this.#o.stream,

@@ -97,3 +97,32 @@ Deno.test("snapshot --generator naming a missing file says it does not exist", a
     await Deno.remove(cwd, { recursive: true });
   }
 });
+
+Deno.test("snapshot --generator naming a file that is no module says so, naming it", async () => {
+  const cwd = await Deno.makeTempDir({ prefix: "streambolt-cwd-" });
+  try {
+    await Deno.writeTextFile(join(cwd, "notes.md"), "# not a generator\n");
+    const line = usageErrorLine(await snapshotWithGenerator("./notes.md", cwd));
+    assert.match(line, /^streambolt: error: Cannot load generator as .+: current value is /);
+    assert.ok(line.includes('"./notes.md"'), line);
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+});
+
+Deno.test("a store outside the readable directory gets one line in the house style", async () => {
+  const cwd = await Deno.makeTempDir({ prefix: "streambolt-cwd-" });
+  const outside = await Deno.makeTempDir({ prefix: "streambolt-outside-" });
+  try {
+    const result = await runCli(["list", "--stream", "orders", "--store", outside], { cwd });
+    assert.equal(result.code, 1, `exit ${result.code}\nstderr: ${result.stderr}`);
+    const lines = result.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, result.stderr);
+    assert.match(lines[0], /^streambolt: error: Cannot read .+ as .+: current value is /);
+    assert.ok(lines[0].includes(JSON.stringify(outside)), lines[0]);
+    assert.match(lines[0], /--allow-read/);
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+    await Deno.remove(outside, { recursive: true });
+  }
+});

@@ -22,6 +22,20 @@ export class UsageError extends Error {
   }
 }
 
+/** The CLI's permissions do not cover a path or host it was asked to use; exits with status 1. */
+export class PermissionError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message What was refused, naming the path or host.
+   * @param options Deno's `NotCapable` error, as `cause`.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "PermissionError";
+  }
+}
+
 /** The options every command accepts. */
 export const COMMON_OPTIONS = {
   help: { type: "boolean", short: "h" },
@@ -233,6 +247,33 @@ function causes(error: unknown): object[] {
   return chain;
 }
 
+/** Deno's message when a permission flag does not cover what was asked for. */
+const NOT_CAPABLE = /^Requires (\w+) access to "?([^"]*?)"?, run again with the (--allow-\w+) flag/;
+
+/** What each permission of the cli task covers, for the line that says one was refused. */
+const COVERS: Record<string, string> = {
+  read: "reads only under the working directory and ~/.aws",
+  write: "writes only under the working directory",
+  net: "reaches only AWS endpoints and loopback",
+};
+
+/** Deno's "run again with the --allow-... flag" (no help for a compiled binary) in the house
+ * style: what was refused, what the CLI's permissions cover, and what to do. */
+function explainPermission(e: Error): PermissionError | undefined {
+  const match = NOT_CAPABLE.exec(e.message);
+  if (!match) return undefined;
+  const [, kind, target, flag] = match;
+  const covers = COVERS[kind] ?? `has no ${kind} permission for it`;
+  return new PermissionError(
+    `Cannot ${
+      kind === "net" ? "reach" : kind
+    } ${target} as the CLI ${covers} (work from a directory that holds it, or add it to ${flag} when running from source): current value is ${
+      JSON.stringify(target)
+    }`,
+    { cause: e },
+  );
+}
+
 /** How a connection that never got an answer shows in Node's errors. */
 const UNREACHABLE = /\b(ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN)\b/;
 
@@ -246,6 +287,8 @@ export function explainError(error: unknown): unknown {
   const service = serviceOf(error);
   for (const e of causes(error)) {
     if (e instanceof ConfigurationError) return e;
+    // Deno's own line, unless a wrapper already says in the house style what was refused.
+    if (e instanceof Deno.errors.NotCapable) return e === error && explainPermission(e) || error;
     const explained = explainOne(e as Error & { code?: string }, service);
     if (explained) return explained;
   }

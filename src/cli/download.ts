@@ -7,7 +7,7 @@ import { basename, dirname, join } from "node:path";
 import { ShardSnapshotFinder } from "../finder.ts";
 import { assertSequenceNumber, type Snapshot } from "../snapshot_key.ts";
 import { type Logger, silentLogger } from "../logger.ts";
-import { LOG_HELP, out, outJson, parse, shardArg, streamArg } from "./_common.ts";
+import { LOG_HELP, out, outJson, parse, shardArg, streamArg, UsageError } from "./_common.ts";
 import { cliLogger } from "./_log.ts";
 import { openCliStore, snapshotJson, STORE_HELP, STORE_OPTIONS } from "./_store.ts";
 
@@ -58,6 +58,7 @@ export async function run(args: string[]): Promise<number> {
   const sequence = values.sequence === undefined
     ? undefined
     : assertSequenceNumber(values.sequence as string);
+  const outDir = await outDirArg(values.out as string | undefined);
   const store = await openCliStore(values, "download");
   const logger: Logger = values.quiet ? silentLogger : cliLogger({
     verbose: values.verbose as boolean,
@@ -66,7 +67,7 @@ export async function run(args: string[]): Promise<number> {
     store,
     stream,
     shardId,
-    localPath: (values.out as string | undefined) ?? ".",
+    localPath: outDir,
     logger,
   });
   const refresh = !values["no-refresh"];
@@ -94,6 +95,18 @@ export async function run(args: string[]): Promise<number> {
   if (values.json) outJson({ ...snapshotJson(snapshot), localFile: snapshot.localFile });
   else out(snapshot.localFile);
   return 0;
+}
+
+/** `--out` (default: the working directory), refused when it names something that is not a
+ * directory, before anything is downloaded. */
+async function outDirArg(value: string | undefined): Promise<string> {
+  const outDir = value ?? ".";
+  if (await Deno.stat(outDir).then((i) => !i.isDirectory, () => false)) {
+    throw new UsageError(
+      `Cannot use --out as it is not a directory: current value is ${JSON.stringify(outDir)}`,
+    );
+  }
+  return outDir;
 }
 
 /** A point's file as downloads name it, and the files SQLite keeps beside one. */

@@ -23,6 +23,7 @@ Options:
   --sql QUERY                 run a read-only SQL query
   --limit N                   at most N rows for --keys and --sql (default: 100)
   --json                      print JSON
+  --log-format text|json      stderr as text (default) or one JSON object per line
   -h, --help                  this help`;
 
 type Row = Record<string, unknown>;

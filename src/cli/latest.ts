@@ -18,6 +18,7 @@ Options:
   --shard ID                  the shard (required)
 ${STORE_HELP}
   --json                      print an object
+  --log-format text|json      stderr as text (default) or one JSON object per line
   -h, --help                  this help`;
 
 /** Runs the command. */

@@ -18,6 +18,7 @@ Options:
   --shard ID                  only this shard
 ${STORE_HELP}
   --json                      print an array of objects
+  --log-format text|json      stderr as text (default) or one JSON object per line
   -h, --help                  this help`;
 
 /** Runs the command. */

@@ -20,8 +20,9 @@ with its sequence number (table streambolt_meta), so a reader sees whole points 
 By default it follows the store: each new delta is applied as it appears, a full snapshot
 only when no delta leads on, and no Kinesis read permission is needed (the whole stream needs
 kinesis:ListShards to find the open shards and their hash key ranges; --shard needs nothing).
-DIR/<stream>/shards.json lists the open shards' hash key ranges and files (route a key with
-the MD5 of its partition key); DIR/<stream>/status.json each shard's point, age and state.
+DIR/<stream>/shards.json lists the open shards' files and hash key ranges (route a key with
+the MD5 of its partition key; the ranges come from ListShards, so --shard with the store
+leaves them out); DIR/<stream>/status.json each shard's point, age and state.
 SIGINT/SIGTERM stop it with every file at a whole point; a restart resumes from the files.
 
 Options:

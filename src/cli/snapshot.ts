@@ -108,7 +108,15 @@ export async function loadGenerator(spec: string): Promise<SnapshotGenerator> {
       { cause: error },
     );
   }
-  const module = await import(pathToFileURL(path).href);
+  const module = await import(pathToFileURL(path).href).catch((error) => {
+    const why = String((error as Error)?.message ?? error).split("\n")[0];
+    throw new UsageError(
+      `Cannot load generator as it does not load (${why}): current value is ${
+        JSON.stringify(spec)
+      }`,
+      { cause: error },
+    );
+  });
   let generator = module.default;
   if (typeof generator === "function") generator = await generator();
   if (typeof generator?.onRecords !== "function") {

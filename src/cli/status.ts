@@ -53,7 +53,8 @@ their points, kinds, chains, ages and TRAIL (from the snapshots' metadata). STAT
 point is final) and RETENTION show "?", one warning line on stderr says why and how to set
 Kinesis up, and the exit status follows the rules above on what the store can tell: a point
 older than --max-age fails (whether records wait after it cannot be asked), a shard with no
-snapshot at all is not seen. In --json, "kinesis" is false and unknown fields are null.
+snapshot at all is not seen, and a store with no snapshot of the stream at all fails. In
+--json, "kinesis" is false and unknown fields are null.
 
 Options:
   --stream NAME               the Kinesis stream (required)
@@ -120,7 +121,7 @@ export async function run(args: string[]): Promise<number> {
   warnRetention(status, logger);
   if (values.json) outJson(statusJson(status, store.url));
   else printTable(status);
-  if (!status.ok) throw new StatusCheckError(failureMessage(status, parsed.maxAge));
+  if (!status.ok) throw new StatusCheckError(failureMessage(status, parsed.maxAge, store.url));
   return 0;
 }
 
@@ -162,7 +163,10 @@ function warnRetention(status: StreamStatus, logger: CliLogger): void {
 }
 
 /** Why the check failed, naming each failing shard. */
-function failureMessage(status: StreamStatus, maxAge: string): string {
+function failureMessage(status: StreamStatus, maxAge: string, storeUrl: string): string {
+  if (status.shards.length === 0) {
+    return `Cannot pass the status check of stream "${status.stream}" as Kinesis cannot be reached and the store holds no snapshot of it: current value is ${storeUrl}`;
+  }
   const reasons = status.shards.flatMap((s) =>
     s.problems.map((p) => {
       if (p === "missing") return `${s.shardId} has no snapshot`;

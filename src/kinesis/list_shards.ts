@@ -9,7 +9,7 @@ import type { KinesisClientLike } from "../aws_client.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { HashKeyRange } from "./hash_key.ts";
 import { kinesisSdk } from "./_sdk.ts";
-import { DEFAULT_RETRY, type RetryOptions, withRetries } from "./retry.ts";
+import { DEFAULT_RETRY, isRetryable, type RetryOptions, withRetries } from "./retry.ts";
 
 /** A shard of a stream as ListShards describes it. */
 export interface StreamShard {
@@ -73,6 +73,17 @@ export async function findShard(
     if (shard.shardId === shardId) return shard;
   }
   return undefined;
+}
+
+/**
+ * Whether a failed listing may succeed when tried again later: not when the stream does not
+ * exist, nor when no retry could help (no region or credentials, access denied).
+ *
+ * @param error What the listing threw.
+ * @returns `false` when waiting changes nothing.
+ */
+export function listingMayRecover(error: unknown): boolean {
+  return !(error instanceof InvalidArgumentError) && isRetryable(error);
 }
 
 /** Every shard of a stream, page after page (with `NextToken` alone, as ListShards demands). */

@@ -20,9 +20,9 @@ import {
   ShardSnapshotter,
   type SnapshotStore,
 } from "../../mod.ts";
-import { spawnCli } from "./cli.ts";
+import { runCli, spawnCli } from "./cli.ts";
 import { putRecords, type TestRecord } from "./data.ts";
-import { createStream, kinesisClient, startKinesis } from "./emulators.ts";
+import { createStream, emulatorEnv, kinesisClient, startKinesis } from "./emulators.ts";
 
 const STREAM = "demo-events";
 const encoder = new TextEncoder();
@@ -114,16 +114,21 @@ try {
   await incremental(store, shards);
   await continuous(store, shards[0]);
   await sidecar(store, shards[1]);
+  await health();
   say();
   say("done: snapshots are in ./demo-snapshots; try");
   say("  deno task cli list --stream demo-events --store ./demo-snapshots");
-  say("  deno task cli status --stream demo-events --store ./demo-snapshots --max-age 15m");
+  say(
+    "  deno task cli status --stream demo-events --store ./demo-snapshots --max-age 15m" +
+      "   # Kinesis is gone now: the store's view",
+  );
   say("  deno task cli gc --stream demo-events --store ./demo-snapshots --keep 3 --dry-run");
   say("  deno task cli inspect demo-local/demo-events/*/*.sqlite");
   say(
     "  python3 -c \"import sqlite3; print(sqlite3.connect('file:demo-replica/demo-events/" +
       "shardId-000000000001.sqlite?mode=ro', uri=True).execute('SELECT count(*) FROM kv').fetchone())\"",
   );
+  say('  README "From another language": lookup("user-13", dir="demo-replica/demo-events")');
   say("metrics and traces: set OTEL_DENO=true and OTEL_EXPORTER_OTLP_ENDPOINT (docs/operating.md)");
 } finally {
   kinesis.destroy();
@@ -209,8 +214,9 @@ async function continuous(store: SnapshotStore, shardId: string): Promise<void> 
   say(`  replica holds ${users} users at ${replica.sequenceNumber.slice(0, 12)}...`);
 }
 
-/** `streambolt replicate` as a sidecar: a plain SQLite file per shard, kept current, that any
- * language reads; here read by this process with its own read-only connection. */
+/** `streambolt replicate` as a sidecar for the whole stream: a plain SQLite file per shard, kept
+ * current, and shards.json routing hash keys to them, for any language; here one file is read by
+ * this process with its own read-only connection. */
 async function sidecar(store: SnapshotStore, shardId: string): Promise<void> {
   say();
   say(`sidecar: streambolt replicate keeps ./demo-replica/${STREAM}/${shardId}.sqlite current`);
@@ -219,8 +225,6 @@ async function sidecar(store: SnapshotStore, shardId: string): Promise<void> {
     "replicate",
     "--stream",
     STREAM,
-    "--shard",
-    shardId,
     "--store",
     "./demo-snapshots",
     "--out",
@@ -230,7 +234,7 @@ async function sidecar(store: SnapshotStore, shardId: string): Promise<void> {
     "--ready-file",
     "./demo-replica/ready",
     "--quiet",
-  ], { cwd: "." });
+  ], { cwd: ".", env: emulatorEnv(emulator) });
   const read = () => {
     const db = new DatabaseSync(file, { readOnly: true });
     try {
@@ -270,10 +274,18 @@ async function sidecar(store: SnapshotStore, shardId: string): Promise<void> {
         after.seq.slice(-8)
       } (applied in one transaction)`,
     );
-    const routing = JSON.parse(await Deno.readTextFile(`./demo-replica/${STREAM}/status.json`));
+    const routing = JSON.parse(await Deno.readTextFile(`./demo-replica/${STREAM}/shards.json`));
+    say(
+      `  shards.json routes hash keys: ${
+        routing.shards.map((s: { file: string; startingHashKey: string }) =>
+          `${s.file} from ${s.startingHashKey.slice(0, 6)}...`
+        ).join(", ")
+      }`,
+    );
+    const state = JSON.parse(await Deno.readTextFile(`./demo-replica/${STREAM}/status.json`));
     say(
       `  status.json: ${
-        routing.shards.map((s: { shardId: string; state: string }) => `${s.shardId} ${s.state}`)
+        state.shards.map((s: { shardId: string; state: string }) => `${s.shardId} ${s.state}`)
           .join(", ")
       }`,
     );
@@ -284,4 +296,21 @@ async function sidecar(store: SnapshotStore, shardId: string): Promise<void> {
     await child.stderr.cancel();
     say(`  replicate stopped on SIGTERM with exit code ${status.code}`);
   }
+}
+
+/** `streambolt status`, the health check, while Kinesis answers: every shard's state, point,
+ * age and how far it trails. */
+async function health(): Promise<void> {
+  say();
+  say("health check: streambolt status --stream demo-events --store ./demo-snapshots");
+  const result = await runCli(["status", "--stream", STREAM, "--store", "./demo-snapshots"], {
+    cwd: ".",
+    env: emulatorEnv(emulator),
+  });
+  for (const line of result.stdout.trimEnd().split("\n")) say(`  ${line}`);
+  say(
+    `  exit code ${result.code}${
+      result.code === 0 ? ": every shard passes" : `\n${result.stderr}`
+    }`,
+  );
 }
