@@ -14,7 +14,7 @@ import { KNOWN_DEFECTS, runSchedule, simulate } from "./sim/run.ts";
 import type { KnownDefect } from "./sim/world.ts";
 
 /** Defects the random search steers around until their fixes are merged. */
-const STEER_AROUND: KnownDefect[] = ["vanished-base", "lost-race-copy"];
+const STEER_AROUND: KnownDefect[] = [];
 
 interface Regression {
   /** What the schedule found. */
