@@ -134,6 +134,37 @@ Deno.test(
 );
 
 Deno.test(
+  "a follower that lost the race to publish a point on stop does not keep its own database as the copy of the other's",
+  SHARES_EMULATORS,
+  async () => {
+    const { put, store, producer, consumer } = await setUp();
+    // p1 (the old release) follows, is stopped once it has read the 20 records, and waits at
+    // the put of its point...
+    const held = new HeldStore(store);
+    const stop = new AbortController();
+    const loser = producer("p1", release(), {
+      store: held,
+      onProgress: (p) => {
+        if (p.phase === "catch-up" && p.recordsApplied === 20) stop.abort();
+      },
+    }).follow({ publishEveryMs: 60_000, stop: stop.signal });
+    await held.reached;
+    // ...while p2 (a newer release whose onStart adds a row) publishes the same point first.
+    const winner = await producer("p2", release("2")).snapshotShard();
+    held.release();
+    const lost = await loser;
+    assert.equal(lost?.key, winner.key);
+    await put(1, 2);
+    const next = await producer("p1", release()).snapshotShard();
+    const restored = await consumer.downloadLatestSnapshot();
+    assert.equal(restored?.sequenceNumber, next.sequenceNumber);
+    const config = "SELECT name, value FROM config ORDER BY name";
+    assert.deepEqual(rows(next.localFile, config), rows(restored!.localFile, config));
+    assert.deepEqual(rows(restored!.localFile, config), [{ name: "release", value: "2" }]);
+  },
+);
+
+Deno.test(
   "a producer whose base is deleted by another producer's retention before its download lists again",
   SHARES_EMULATORS,
   async () => {
