@@ -10,11 +10,11 @@
 import { join } from "node:path";
 import { keepLocalCopy, standsAsPoint, takeLocalCopy, type TakenCopy } from "./_local_copy.ts";
 import { publish, type PublishContext, type ReportProgress, type ShardState } from "./_publish.ts";
-import { planRestore, restore, type RestorePlan } from "./_restore.ts";
+import { giveUpAfterVanished, planRestore, restore, type RestorePlan } from "./_restore.ts";
 import { fetchSnapshot, listShardSnapshots } from "./_fetch.ts";
 import { forgetShard, recordPage, RunTrace } from "./_telemetry.ts";
 import { chainCost, type ChainPolicy, resolveChainPolicy } from "./chain.ts";
-import { InvalidArgumentError, RetentionGapError } from "./errors.ts";
+import { InvalidArgumentError, RetentionGapError, SnapshotVanishedError } from "./errors.ts";
 import { findShard } from "./kinesis/list_shards.ts";
 import { MIN_RETENTION_HOURS, streamRetentionHours } from "./kinesis/retention.ts";
 import { readShard } from "./kinesis/shard_reader.ts";
@@ -77,9 +77,9 @@ export class SnapshotRun {
   }
 
   async #runOnce(trace: RunTrace): Promise<Snapshot> {
-    const base = await this.#findBase(trace);
-    if (base.plan?.final) return this.#alreadyFinal(base.plan);
-    const { db, caughtUpAt } = await this.#open(base.plan, trace);
+    const opened = await this.#openLatest(trace);
+    if (!("db" in opened)) return opened;
+    const { base, db, caughtUpAt } = opened;
     let state: ShardState;
     let tally: Tally;
     try {
@@ -93,7 +93,11 @@ export class SnapshotRun {
     } finally {
       db.close();
     }
-    const kept = await keepLocalCopy(this.#o, db.file, state.point!, tally.caughtUpAt);
+    // Another producer's point stands: this database is not provably it, so it is not kept
+    // (the next run restores the point from the store).
+    const kept = state.theirs
+      ? state.point!
+      : await keepLocalCopy(this.#o, db.file, state.point!, tally.caughtUpAt);
     await this.#collect(state.objects);
     return kept;
   }
@@ -105,11 +109,7 @@ export class SnapshotRun {
    * @returns The latest point when it stopped.
    */
   async follow(publishEveryMs: number, stop: AbortSignal): Promise<Snapshot | undefined> {
-    const opened = await this.#traced("streambolt.follow", async (trace) => {
-      const base = await this.#findBase(trace);
-      if (base.plan?.final) return this.#alreadyFinal(base.plan);
-      return { base, ...await this.#open(base.plan, trace) };
-    });
+    const opened = await this.#traced("streambolt.follow", (trace) => this.#openLatest(trace));
     if (!("db" in opened)) return opened;
     const { base, db } = opened;
     let state = base.state;
@@ -134,7 +134,8 @@ export class SnapshotRun {
       if (tally.read > 0) [state, tally] = await this.#publishPoint(db, state, tally);
       // Nothing published: the database is the base point only if `onStart` (or a recorded
       // gap) changed nothing; else the next run restores the point and publishes the change.
-      isPoint = state.point !== base.state.point || standsAsPoint(db);
+      // Nor is it when another producer's point stands at the key this run published to.
+      isPoint = !state.theirs && (state.point !== base.state.point || standsAsPoint(db));
     } finally {
       db.close();
     }
@@ -183,6 +184,33 @@ export class SnapshotRun {
   #progress(applied: number): ReportProgress {
     return (phase, extra) =>
       this.#o.onProgress?.({ shardId: this.#o.shardId, phase, recordsApplied: applied, ...extra });
+  }
+
+  /**
+   * Phases 1 and 2: the newest point, opened as the working database; listed again and
+   * re-planned when an object of the plan was deleted since the listing (another producer's
+   * retention, `gc`), up to `MAX_LISTINGS` (5) listings in a row.
+   *
+   * @returns The shard's final point when it has one (nothing to do), else the opened base.
+   * @throws {SnapshotVanishedError} When every listing planned an object found gone.
+   */
+  async #openLatest(trace: RunTrace): Promise<Snapshot | Opened & { base: Base }> {
+    for (let listings = 1;; listings++) {
+      const base = await this.#findBase(trace);
+      if (base.plan?.final) return this.#alreadyFinal(base.plan);
+      try {
+        return { base, ...await this.#open(base.plan, trace) };
+      } catch (error) {
+        if (!(error instanceof SnapshotVanishedError)) throw error;
+        giveUpAfterVanished(error, listings);
+        this.#log.warn("snapshot deleted since the shard was listed; listing again", {
+          ...this.#fields,
+          key: error.key,
+          listings,
+        });
+        await Deno.remove(join(this.#dir, "snapshot.sqlite")).catch(() => {});
+      }
+    }
   }
 
   /** Phase 1: the shard's objects, and how to restore its newest point. */

@@ -33,6 +33,12 @@ export interface ShardState {
   point?: Snapshot;
   /** What restoring the latest point costs a consumer. */
   chain?: ChainCost;
+  /**
+   * Set when the latest point is another producer's: this run's put of it found the other's
+   * object there. The run's database is then not provably that point (the other may run
+   * another generator release): it is neither kept as its local copy nor built on by a delta.
+   */
+  theirs?: boolean;
 }
 
 /** Reports a phase of the run to the snapshotter's `onProgress`. */
@@ -84,7 +90,7 @@ export async function publish(
       deltaBytes: state.chain!.deltaBytes + (delta.point.size ?? 0),
     };
     if (!delta.orphaned && !fullDue(chain, ctx.policy)) {
-      return published(ctx, { objects, point: delta.point, chain });
+      return published(ctx, { objects, point: delta.point, chain, theirs: delta.theirs });
     }
     if (delta.orphaned) {
       ctx.log.warn(
@@ -102,9 +108,9 @@ export async function publish(
   } else if (state.point && !ctx.options.full) {
     ctx.log.info(`publishing a full snapshot: ${reason}`, fields(ctx));
   }
-  const full = await publishFull(ctx, db);
+  const { point: full, theirs } = await publishFull(ctx, db);
   const chain = { fullBytes: full.size ?? 0, deltas: 0, deltaBytes: 0 };
-  return published(ctx, { objects: [...objects, full], point: full, chain });
+  return published(ctx, { objects: [...objects, full], point: full, chain, theirs });
 }
 
 function published(ctx: PublishContext, state: ShardState): ShardState {
@@ -123,6 +129,7 @@ function fullReason(
 ): string | undefined {
   if (o.full) return "a full snapshot was asked for";
   if (!state.point || !state.chain) return "there is no earlier point";
+  if (state.theirs) return "another producer published the point this run would build on";
   if (db.final) return "the shard is closed";
   return db.deltaBlocker();
 }
@@ -134,6 +141,15 @@ interface PublishedDelta {
   objects: Snapshot[];
   /** Whether it applies to a point no chain in the store reaches now. */
   orphaned: boolean;
+  /** Whether another producer's delta stands at its key instead. */
+  theirs: boolean;
+}
+
+/** A full snapshot published. */
+interface PublishedFull {
+  point: Snapshot;
+  /** Whether another producer's snapshot stands at its key instead. */
+  theirs: boolean;
 }
 
 async function publishDelta(
@@ -165,7 +181,7 @@ async function publishDelta(
   const file = join(ctx.dir, "delta.bin");
   await Deno.writeFile(file, encoded.bytes);
   const key = snapshotKey(parts);
-  await put(ctx, key, file, {
+  const ours = await put(ctx, key, file, {
     sha256: encoded.sha256,
     "raw-size": String(encoded.rawSize),
     kind: "delta",
@@ -180,10 +196,11 @@ async function publishDelta(
     objects: now.filter((s) => s.key !== key),
     // A racing producer may have deleted the chain of the base since this run listed it.
     orphaned: !planRestore(now, { target: parts }),
+    theirs: !ours,
   };
 }
 
-async function publishFull(ctx: PublishContext, db: SnapshotDb): Promise<Snapshot> {
+async function publishFull(ctx: PublishContext, db: SnapshotDb): Promise<PublishedFull> {
   const o = ctx.options;
   const parts: SnapshotKeyParts = {
     ...pointParts(o, db.sequenceNumber),
@@ -199,13 +216,13 @@ async function publishFull(ctx: PublishContext, db: SnapshotDb): Promise<Snapsho
   const stored = join(ctx.dir, "upload.bin");
   const encoded = await phase(ctx, "encode", () => encodeFile(db.file, stored, parts.encoding));
   const key = snapshotKey(parts);
-  await put(ctx, key, stored, {
+  const ours = await put(ctx, key, stored, {
     sha256: encoded.sha256,
     "raw-size": String(encoded.rawSize),
     ...pointMetadata(db),
   }, { sequenceNumber: parts.sequenceNumber, raw: encoded.rawSize, stored: encoded.storedSize });
   await Deno.remove(stored).catch(() => {});
-  return snapshotOf(o, parts, key, encoded.storedSize);
+  return { point: snapshotOf(o, parts, key, encoded.storedSize), theirs: !ours };
 }
 
 /** The object just published, as one of the shard's objects. */
@@ -225,14 +242,18 @@ function snapshotOf(
   };
 }
 
-/** Puts `file` at `key` unless an object is there already (another producer's: it stands). */
+/**
+ * Puts `file` at `key` unless an object is there already (another producer's: it stands).
+ *
+ * @returns Whether the object at `key` is this one (false: another producer's stands).
+ */
 async function put(
   ctx: PublishContext,
   key: string,
   file: string,
   metadata: Record<string, string>,
   sizes: { sequenceNumber: string; raw: number; stored: number },
-): Promise<void> {
+): Promise<boolean> {
   ctx.log.info("publishing snapshot", {
     ...fields(ctx),
     key,
@@ -252,6 +273,7 @@ async function put(
         onProgress: progress,
       }));
     recordTransfer("uploaded", ctx.options, metadata.kind ?? "full", sizes.stored);
+    return true;
   } catch (error) {
     if (!(error instanceof ObjectExistsError)) throw error;
     // Another producer published the same position first: its snapshot stands.
@@ -259,6 +281,7 @@ async function put(
       ...fields(ctx),
       key,
     });
+    return false;
   }
 }
 

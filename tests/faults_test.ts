@@ -1960,6 +1960,8 @@ Deno.test(
         chain,
         source,
         logger,
+        // The two newest points, whatever their age (the default keeps a day's).
+        retention: { keepPoints: 2, retainMs: 0 },
       });
     const put = await putRecords(writer, stream, makeRecords(20, { seed: 2_000 }));
     await producer("a", { maxDeltas: 0 }).snapshotShard(); // a full: P0

@@ -10,11 +10,11 @@
  */
 import assert from "node:assert/strict";
 import type { StepSpec } from "./sim/commands.ts";
-import { KNOWN_DEFECTS, runSchedule, simulate } from "./sim/run.ts";
+import { runSchedule, simulate } from "./sim/run.ts";
 import type { KnownDefect } from "./sim/world.ts";
 
 /** Defects the random search steers around until their fixes are merged. */
-const STEER_AROUND: KnownDefect[] = ["vanished-base", "lost-race-copy"];
+const STEER_AROUND: KnownDefect[] = [];
 
 interface Regression {
   /** What the schedule found. */
