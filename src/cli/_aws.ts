@@ -9,6 +9,7 @@
 import { KinesisClient } from "@aws-sdk/client-kinesis";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
+import { KinesisFastProtocol } from "../kinesis/fast_protocol.ts";
 import { type AwsService, noteService } from "./_common.ts";
 
 function handler(): NodeHttpHandler {
@@ -24,10 +25,14 @@ function handler(): NodeHttpHandler {
  * A Kinesis client with request timeouts and no retries of its own: streambolt's retry loop
  * (10 attempts with capped, jittered backoff) is the one retry budget of each Kinesis call.
  * A command whose calls have no such loop (`status`) asks for the SDK's own retries instead,
- * with `maxAttempts`.
+ * with `maxAttempts`. Its GetRecords pages are read by {@linkcode KinesisFastProtocol} (the SDK's
+ * protocol with a direct reader of successful GetRecords bodies).
  */
 export function makeKinesisClient(maxAttempts = 1): KinesisClient {
-  return noteErrorsOf(new KinesisClient({ requestHandler: handler(), maxAttempts }), "Kinesis");
+  return noteErrorsOf(
+    new KinesisClient({ requestHandler: handler(), maxAttempts, protocol: KinesisFastProtocol }),
+    "Kinesis",
+  );
 }
 
 /** The part of a client's middleware stack used here. */
