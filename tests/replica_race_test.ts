@@ -31,7 +31,8 @@ const emulators = sharedKinesisAndS3("streambolt-race-");
 const MAX_SDK_ATTEMPTS = 5;
 Deno.test.afterAll(() => emulators.stop());
 
-/** A one-shard stream, a producer with the default retention (2 chains) publishing to `store`. */
+/** A one-shard stream, a producer keeping its 2 newest points whatever their age, publishing to
+ * `store`. */
 async function shardWithProducer(store: SnapshotStore) {
   const { kinesis, writer, temp } = await emulators.get();
   const stream = uniqueName("race");
@@ -51,6 +52,7 @@ async function shardWithProducer(store: SnapshotStore) {
       generator: logGenerator(),
       chain: { maxDeltas: 1_000, maxRestoreRatio: Infinity },
       full: options.full,
+      retention: { keepPoints: 2, retainMs: 0 },
     }).snapshotShard();
   };
   return { stream, shardId, publish, temp };
@@ -111,7 +113,7 @@ Deno.test(
         const store = new RacingStore(inner);
         let newest: Snapshot | undefined;
         // Listed and planned: the first point. Before its download the producer publishes
-        // twice, and its retention (2 chains) deletes that point.
+        // twice, and its retention (2 points) deletes that point.
         const raced = store.beforeDownload((key) => key === first.key, async () => {
           await shard.publish({ full: true });
           newest = await shard.publish({ full: true });
