@@ -12,7 +12,9 @@
  * standard variables point the clients at kinesis-local and fauxqs with test credentials, the
  * bucket `my-bucket` and the 1-shard stream `payments` (records `{ account, cents }`) exist, and
  * `@aws-sdk/client-s3` resolves to the SDK with path-style addressing on by default (the
- * emulator has no per-bucket host names). `@streambolt/streambolt` (and its subpaths) resolves
+ * emulator has no per-bucket host names), and `@aws-sdk/client-kinesis` to the SDK over HTTP/1.1
+ * (the SDK's default for Kinesis is HTTP/2, and Deno's HTTP/2 client failed against kinesis-local
+ * with "Protocol error" on a loaded machine; docs/operating.md says so). `@streambolt/streambolt` (and its subpaths) resolves
  * to this checkout.
  *
  * @module
@@ -71,7 +73,7 @@ function pages(): string[] {
   return ["README.md", ...docs];
 }
 
-/** A config whose imports are the checkout's, with the two substitutions the module doc names. */
+/** A config whose imports are the checkout's, with the substitutions the module doc names. */
 async function writeConfig(dir: string): Promise<string> {
   const own = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
   const s3 = own.imports["@aws-sdk/client-s3"] as string;
@@ -87,6 +89,21 @@ export class S3Client extends SdkS3Client {
 }
 `,
   );
+  const kinesis = own.imports["@aws-sdk/client-kinesis"] as string;
+  const http = own.imports["@smithy/node-http-handler"] as string;
+  const kinesisShim = join(dir, "client_kinesis_http1.ts");
+  await Deno.writeTextFile(
+    kinesisShim,
+    `export * from "${kinesis}";
+import { KinesisClient as SdkKinesisClient, type KinesisClientConfig } from "${kinesis}";
+import { NodeHttpHandler } from "${http}";
+export class KinesisClient extends SdkKinesisClient {
+  constructor(config: KinesisClientConfig = {}) {
+    super({ requestHandler: new NodeHttpHandler(), ...config });
+  }
+}
+`,
+  );
   const config = join(dir, "deno.json");
   await Deno.writeTextFile(
     config,
@@ -94,6 +111,7 @@ export class S3Client extends SdkS3Client {
       imports: {
         ...own.imports,
         "@aws-sdk/client-s3": shim,
+        "@aws-sdk/client-kinesis": kinesisShim,
         // The package and its subpaths ("./testing" as "@streambolt/streambolt/testing").
         ...Object.fromEntries(
           Object.entries(own.exports as Record<string, string>).map(([path, file]) => [
