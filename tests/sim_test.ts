@@ -51,7 +51,10 @@ for (const regression of regressions) {
 
 Deno.test("simulation: random schedules for SIM_CI_SECONDS", async () => {
   const seconds = Number(Deno.env.get("SIM_CI_SECONDS") ?? 120);
-  const seed = Deno.env.get("SIM_SEED");
+  // A fixed seed, so that CI is deterministic: a red run means a change broke a schedule that
+  // passed before. Its first 3,881 schedules passed a 10-minute soak; `deno task sim` (a new
+  // seed each run, or SIM_SEED) is how new schedules are searched.
+  const seed = Deno.env.get("SIM_SEED") ?? "1814440971";
   const result = await simulate({
     budgetMs: seconds * 1000,
     seed: seed ? Number(seed) : undefined,

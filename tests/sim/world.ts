@@ -53,7 +53,8 @@ export type KnownDefect =
   | "defect-2"
   | "defect-3"
   | "vanished-base"
-  | "lost-race-copy";
+  | "lost-race-copy"
+  | "index-after-loss";
 
 /** An invariant broke: the message says which and how. */
 export class SimInvariantError extends Error {
