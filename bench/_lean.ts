@@ -8,9 +8,11 @@
  *   set-up and requests (bench/_lean_probe.ts stops after each stage), with the requests the
  *   run makes, counted by a proxy, against its floor: a process that loads the SDK clients
  *   and does nothing else;
- * - 12: the CPU per record of the 20,000-record run (its CPU less the fixed cost) against its
- *   floor measured in the same run: plain `fetch` + `JSON.parse` + base64 of the same pages,
- *   plus the generator applying the same records alone (bench/_lean_floor.ts);
+ * - 12: the CPU per record (the 20,000-record run less a 2,000-record run, measured in turn,
+ *   over the 18,000 records between them) against its floor measured in the same run: plain
+ *   `fetch` + `JSON.parse` + base64 of the same pages, plus the generator applying the same
+ *   records alone (bench/_lean_floor.ts); and the CPU of a point: a one-shot run's publishing
+ *   (the small run less the fixed cost and its records) and a follower's steady state;
  * - 13: the run of the Go original's reference figures (20,000 records, a running sum per
  *   key into S3) and the next run after +10% records, against those figures and against the
  *   floor in this runtime (11's floor plus 12's).
@@ -27,6 +29,8 @@ import { cliArgs, measure, median, type MedianCost, ROOT, sideBySide } from "./_
 import { log, type Recorder, round } from "./_results.ts";
 
 const STREAM = "lean";
+/** A stream of a tenth as many records: a publishing run's cost beyond its records. */
+const SMALL_STREAM = "lean-small";
 const SHARD = "shardId-000000000000";
 /** The Go original's figures for the same work (one shard, 20,000 records, running sums). */
 export const GO = { wall: 0.73, cpu: 0.22, rssMb: 31, nextWall: 0.18 };
@@ -72,12 +76,18 @@ const fmt = (c: MedianCost) =>
   `${round(c.wall)} s, ${round(c.cpu)} CPU-s, ${Math.round(c.rssMb)} MB`;
 
 /** `snapshot` of the lean shard into `store` from `localDir`, with the given generator. */
-function snapshotArgs(c: Ctx, store: string, localDir: string, generator = "kv"): string[] {
+function snapshotArgs(
+  c: Ctx,
+  store: string,
+  localDir: string,
+  generator = "kv",
+  stream = STREAM,
+): string[] {
   return [
     ...c.cli,
     "snapshot",
     "--stream",
-    STREAM,
+    stream,
     "--shard",
     SHARD,
     "--store",
@@ -174,17 +184,34 @@ async function countRequests(c: Ctx, fileRun: string[], s3Run: string[]) {
   }
 }
 
-/** The 20,000-record runs (figure 13), each into its own prefix and local directory. */
-async function fullRuns(c: Ctx, generator: string): Promise<MedianCost> {
-  log(`figure 13: ${c.runs} one-shot runs of ${c.records} records (running sums, S3)`);
+/** The reference runs and, in turn with them, the runs of a tenth as many records. */
+interface FullRuns {
+  /** The reference runs (figure 13). */
+  full: MedianCost;
+  /** The small stream's runs. */
+  small: MedianCost;
+  /** Records of the small stream. */
+  smallRecords: number;
+}
+
+/**
+ * The 20,000-record runs (figure 13), each into its own prefix and local directory, in turn
+ * with runs of the small stream (figure 12: the CPU per record is the difference over the
+ * difference in records, so a publishing run's own cost is not counted as the records').
+ */
+async function fullRuns(c: Ctx, generator: string, smallRecords: number): Promise<FullRuns> {
+  log(`figures 12-13: ${c.runs} one-shot runs of ${c.records} and of ${smallRecords} records`);
   await once(c, snapshotArgs(c, `s3://${c.bucket}/warm`, "work-warm", generator));
-  const costs = [];
+  const full = [];
+  const small = [];
   for (let i = 0; i < c.runs; i++) {
-    costs.push(
+    full.push(
       await measure(snapshotArgs(c, `s3://${c.bucket}/sums-${i}`, `work-${i}`, generator), c),
     );
+    const store = `s3://${c.bucket}/small-${i}`;
+    small.push(await measure(snapshotArgs(c, store, `small-${i}`, generator, SMALL_STREAM), c));
   }
-  return medianOf(costs);
+  return { full: medianOf(full), small: medianOf(small), smallRecords };
 }
 
 /** The +10% runs: each continues one of the full runs' prefixes with its local copy. */
@@ -297,30 +324,34 @@ async function followPoint(c: Ctx, fixed: MedianCost, usPerRecord: number) {
 }
 
 /** Figure 12: CPU per record against the floor. */
-async function figurePerRecord(
-  c: Ctx,
-  full: MedianCost,
-  fixed: MedianCost,
-  f: Floor,
-): Promise<void> {
+async function figurePerRecord(c: Ctx, runs: FullRuns, fixed: MedianCost, f: Floor) {
+  const { full, small, smallRecords } = runs;
   const us = (s: number) => (s * 1e6) / c.records;
-  const run = us(full.cpu - fixed.cpu);
+  // The marginal CPU of a record: the two runs differ only in how many records they read.
+  const run = ((full.cpu - small.cpu) * 1e6) / (c.records - smallRecords);
+  // A publishing run's own cost: the small run less the fixed cost and its records.
+  const publishMs = (small.cpu - fixed.cpu - (smallRecords * run) / 1e6) * 1000;
   const read = us(f.readCpuS);
   const apply = us(f.applyCpuS);
   const follow = c.followSeconds > 0 ? await followPoint(c, fixed, run) : undefined;
   c.bench.entry("perRecord", {
     runUsPerRecord: run,
+    publishMs,
     floor: { ...f, read, apply },
     full,
+    small,
+    smallRecords,
     fixed,
     follow,
   });
   c.bench.row(
     "perRecord",
-    `12. CPU per record of a ${c.records}-record run (its CPU less the fixed cost) vs the floor`,
+    `12. CPU per record (${c.records}- less ${smallRecords}-record run, per record) vs the floor; per published point`,
     `${round(run, 1)} µs (${Math.round(1e6 / run)} records/s/core) vs ${
       round(read + apply, 1)
-    } µs (read ${round(read, 1)} + apply ${round(apply, 1)})${
+    } µs (read ${round(read, 1)} + apply ${round(apply, 1)}); a one-shot run's publishing: ${
+      Math.round(publishMs)
+    } ms CPU${
       follow
         ? `; follower: ${
           Math.round(follow.perPointMs)
@@ -380,19 +411,22 @@ export async function figuresLean(b: LeanBench, want: LeanFigures): Promise<void
     env: emulatorEnv(b.kinesisEmu, b.s3Emu),
     cli: await cliArgs(`${ROOT}cli.ts`, [generator]),
   };
-  log(`figures 11-13: loading ${b.records} records into one shard`);
+  const smallRecords = Math.round(b.records / 10);
+  log(`figures 11-13: loading ${b.records} records into one shard, ${smallRecords} into another`);
   await createStream(b.kinesis, STREAM, 1);
+  await createStream(b.kinesis, SMALL_STREAM, 1);
   for (let i = 0; i < b.records; i += 5_000) {
     const n = Math.min(5_000, b.records - i);
     await putRecords(b.writer, STREAM, makeRecords(n, { keys: 10_000, seed: i + 1 }), 4);
   }
-  const full = want[12] || want[13] ? await fullRuns(c, generator) : undefined;
+  await putRecords(b.writer, SMALL_STREAM, makeRecords(smallRecords, { keys: 10_000, seed: 1 }), 4);
+  const runs = want[12] || want[13] ? await fullRuns(c, generator, smallRecords) : undefined;
   const fixed = want[11] || want[12] || want[13] ? await figureFixed(c) : undefined;
   let f: Floor | undefined;
   if (want[12] || want[13]) {
     log("figures 12-13: the floor (fetch + JSON.parse + base64, and the generator alone)");
     f = await floor(c);
   }
-  if (want[12]) await figurePerRecord(c, full!, fixed!.run, f!);
-  if (want[13]) figureGo(c, full!, await nextRuns(c, generator), fixed!.floor, f!);
+  if (want[12]) await figurePerRecord(c, runs!, fixed!.run, f!);
+  if (want[13]) figureGo(c, runs!.full, await nextRuns(c, generator), fixed!.floor, f!);
 }
