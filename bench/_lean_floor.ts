@@ -2,8 +2,9 @@
  * Figure 12's floor, in its own process: the CPU of reading a shard's pages with plain
  * `fetch` + `JSON.parse` + base64 decoding (no SDK), and of the sums generator applying the
  * same records to a SQLite file alone (one transaction a page, no snapshotter). Prints
- * `{ records, readCpuS, applyCpuS }` as JSON; CPU is this process's user + system time
- * around each part, so start-up is not in it.
+ * `{ records, readCpuS, readWallS, applyCpuS }` as JSON; CPU is this process's user + system
+ * time around each part, so start-up is not in it; `readWallS` is the reading's elapsed time
+ * (mostly the emulator serving the pages).
  *
  * Usage: `_lean_floor.ts KINESIS_ENDPOINT STREAM SHARD_ID DB_PATH`
  *
@@ -72,7 +73,9 @@ async function readAll(): Promise<ShardRecord[][]> {
 }
 
 const t0 = cpuSeconds();
+const w0 = performance.now();
 const pages = await readAll();
+const readWallS = (performance.now() - w0) / 1000;
 const t1 = cpuSeconds();
 const db = new DatabaseSync(dbPath);
 const generator = sumsGenerator();
@@ -87,5 +90,6 @@ const t2 = cpuSeconds();
 console.log(JSON.stringify({
   records: pages.reduce((n, p) => n + p.length, 0),
   readCpuS: t1 - t0,
+  readWallS,
   applyCpuS: t2 - t1,
 }));

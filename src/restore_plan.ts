@@ -80,11 +80,7 @@ export function planRestore(
   const { usable, best } = reach(snapshots, options);
   const reached = options.target ? best.get(pointId(options.target)) : newest(best);
   if (!reached) return undefined;
-  const path: Snapshot[] = [];
-  for (let step: Reach | undefined = reached; step?.via;) {
-    path.unshift(step.via);
-    step = step.via.kind === "full" ? undefined : best.get(step.via.baseSequenceNumber!);
-  }
+  const path = pathTo(best, reached);
   return {
     path,
     sequenceNumber: reached.sequenceNumber,
@@ -106,6 +102,38 @@ export function restorablePoints(
   return [...reach(snapshots, {}).best.values()]
     .map(({ sequenceNumber, final }) => ({ sequenceNumber, final }))
     .sort((a, b) => compareSnapshots(b, a));
+}
+
+/**
+ * The cheapest path to each of `targets`, planned in one pass over the objects: for each point,
+ * the `path` {@linkcode planRestore} would give with it as the target, by the point's id
+ * (`sequenceNumber`, plus `.final` for a final point). A point no chain reaches has no entry.
+ *
+ * @param snapshots Every object of the shard.
+ * @param targets The points.
+ * @returns The paths, by point id.
+ */
+export function planRestorePaths(
+  snapshots: Snapshot[],
+  targets: Array<{ sequenceNumber: string; final?: boolean }>,
+): Map<string, Snapshot[]> {
+  const { best } = reach(snapshots, {});
+  const paths = new Map<string, Snapshot[]>();
+  for (const target of targets) {
+    const reached = best.get(pointId(target));
+    if (reached) paths.set(pointId(target), pathTo(best, reached));
+  }
+  return paths;
+}
+
+/** The objects that make `reached`, oldest first: back from it through each delta's base. */
+function pathTo(best: Map<string, Reach>, reached: Reach): Snapshot[] {
+  const path: Snapshot[] = [];
+  for (let step: Reach | undefined = reached; step?.via;) {
+    path.push(step.via);
+    step = step.via.kind === "full" ? undefined : best.get(step.via.baseSequenceNumber!);
+  }
+  return path.reverse();
 }
 
 /** The cheapest known way to each point (a shortest-path pass in sequence order). */

@@ -397,6 +397,20 @@ Deno.test(
       await cli("snapshot", "--stream", stream, "--store", store, "--done-lag", "soon"),
       '"soon"',
     );
+    // A follower publishing after every page would upload a point per GetRecords call.
+    oneLineError(
+      await cli(
+        "snapshot",
+        "--stream",
+        stream,
+        "--store",
+        store,
+        "--follow",
+        "--publish-every",
+        "0s",
+      ),
+      '"0s"',
+    );
     oneLineError(
       await cli("snapshot", "--stream", stream, "--store", store, "--generator", "./nope.ts"),
       '"./nope.ts"',

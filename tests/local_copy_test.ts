@@ -4,75 +4,34 @@
  * run's delta applies to what consumers restore.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
-import { ListShardsCommand } from "@aws-sdk/client-kinesis";
 import {
-  FileSnapshotStore,
   logGenerator,
   type Logger,
-  ShardSnapshotFinder,
-  ShardSnapshotter,
   type ShardSnapshotterOptions,
   type SnapshotGenerator,
 } from "../mod.ts";
-import { makeRecords, putRecords } from "./support/data.ts";
-import { createStream } from "./support/emulators.ts";
-import { sharedKinesis, SHARES_EMULATORS, uniqueName } from "./support/fixture.ts";
+import { sharedKinesis, SHARES_EMULATORS } from "./support/fixture.ts";
+import { configRelease, oneShardStream, rowsOf } from "./support/one_shard.ts";
 
 const emulators = sharedKinesis("streambolt-local-copy-");
 Deno.test.afterAll(() => emulators.stop());
 
-/** A one-shard stream with 20 records, a file store, a producer dir and a way to add records. */
+/** A one-shard stream with 20 records, its producer, a consumer, and a finder given the
+ * producer's own local directory. */
 async function setUp() {
-  const { kinesis, writer, temp } = await emulators.get();
-  const stream = uniqueName("local-copy");
-  await createStream(kinesis, stream, 1);
-  const listed = await kinesis.send(new ListShardsCommand({ StreamName: stream }));
-  const shardId = listed.Shards![0].ShardId!;
-  const put = (n: number, seed: number) => putRecords(writer, stream, makeRecords(n, { seed }));
-  await put(20, 1);
-  const dir = join(temp, crypto.randomUUID());
-  const store = new FileSnapshotStore({ root: join(dir, "store") });
+  const shard = await oneShardStream(emulators, "local-copy");
   const producer = (generator: SnapshotGenerator, extra: Partial<ShardSnapshotterOptions> = {}) =>
-    new ShardSnapshotter({
-      kinesis,
-      store,
-      stream,
-      shardId,
-      localPath: join(dir, "producer"),
-      generator,
-      chain: { maxDeltas: 1_000, maxRestoreRatio: Infinity },
-      ...extra,
-    });
-  const consumer = new ShardSnapshotFinder({
-    store,
-    stream,
-    shardId,
-    localPath: join(dir, "consumer"),
-  });
-  // A finder given the producer's own local dir.
-  const neighbour = new ShardSnapshotFinder({
-    store,
-    stream,
-    shardId,
-    localPath: join(dir, "producer"),
-  });
-  return { put, producer, consumer, neighbour };
+    shard.producer("producer", generator, extra);
+  return {
+    put: shard.put,
+    producer,
+    consumer: shard.finder("consumer"),
+    neighbour: shard.finder("producer"),
+  };
 }
 
 /** The log generator, with `onStart` extended by `more` (a new release of the generator). */
-function release(more?: (db: DatabaseSync) => void): SnapshotGenerator {
-  const log = logGenerator();
-  return {
-    onStart(db) {
-      log.onStart!(db);
-      db.exec("CREATE TABLE IF NOT EXISTS config (name TEXT PRIMARY KEY NOT NULL, value TEXT)");
-      more?.(db);
-    },
-    onRecords: log.onRecords,
-  };
-}
+const release = configRelease;
 
 /** A logger that aborts `stop` once the follower starts reading: its `onStart` has run and no
  * record has arrived (the shard holds none after the latest point). */
@@ -84,16 +43,6 @@ function stopOnceReading(stop: AbortController): Logger {
       if (message === "catching up") stop.abort();
     },
   };
-}
-
-/** The rows of `sql` in a database file. */
-function rows(file: string, sql: string): unknown[] {
-  const db = new DatabaseSync(file, { readOnly: true });
-  try {
-    return db.prepare(sql).all().map((row) => ({ ...row }));
-  } finally {
-    db.close();
-  }
 }
 
 /** Runs v1 once, then follows with v2 until it starts reading, then adds a record and runs v2
@@ -120,8 +69,8 @@ Deno.test(
     const v2 = release((db) => db.exec("INSERT OR IGNORE INTO config VALUES ('release', '2')"));
     const { producerFile, consumerFile } = await upgradeWhileFollowing(v2);
     const config = "SELECT name, value FROM config ORDER BY name";
-    assert.deepEqual(rows(producerFile, config), [{ name: "release", value: "2" }]);
-    assert.deepEqual(rows(consumerFile, config), rows(producerFile, config));
+    assert.deepEqual(rowsOf(producerFile, config), [{ name: "release", value: "2" }]);
+    assert.deepEqual(rowsOf(consumerFile, config), rowsOf(producerFile, config));
   },
 );
 
@@ -135,11 +84,11 @@ Deno.test(
     const { producerFile, consumerFile } = await upgradeWhileFollowing(v2);
     const schema = "SELECT type, name, sql FROM sqlite_master ORDER BY type, name";
     assert.ok(
-      rows(producerFile, schema).some((r) => (r as { name: string }).name === "log_by_key"),
+      rowsOf(producerFile, schema).some((r) => (r as { name: string }).name === "log_by_key"),
     );
-    assert.deepEqual(rows(consumerFile, schema), rows(producerFile, schema));
+    assert.deepEqual(rowsOf(consumerFile, schema), rowsOf(producerFile, schema));
     const log = "SELECT sequence_number FROM log ORDER BY sequence_number";
-    assert.deepEqual(rows(consumerFile, log), rows(producerFile, log));
+    assert.deepEqual(rowsOf(consumerFile, log), rowsOf(producerFile, log));
   },
 );
 
@@ -156,7 +105,7 @@ Deno.test(
     });
     assert.equal(stopped?.key, first.key);
     assert.equal(stopped?.localFile, first.localFile);
-    assert.deepEqual(rows(first.localFile, "SELECT count(*) AS n FROM log"), [{ n: 20 }]);
+    assert.deepEqual(rowsOf(first.localFile, "SELECT count(*) AS n FROM log"), [{ n: 20 }]);
   },
 );
 
@@ -165,7 +114,7 @@ Deno.test(
   SHARES_EMULATORS,
   async () => {
     const { put, producer, neighbour } = await setUp();
-    const count = (file: string) => rows(file, "SELECT count(*) AS n FROM log");
+    const count = (file: string) => rowsOf(file, "SELECT count(*) AS n FROM log");
     const first = await producer(logGenerator()).snapshotShard();
     const downloaded = await neighbour.downloadLatestSnapshot();
     await put(5, 2);

@@ -5,24 +5,16 @@
  * download lists again instead of failing.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
-import { ListShardsCommand } from "@aws-sdk/client-kinesis";
 import {
   type DownloadOptions,
   type DownloadResult,
-  FileSnapshotStore,
   logGenerator,
-  ShardSnapshotFinder,
-  ShardSnapshotter,
-  type ShardSnapshotterOptions,
   type SnapshotGenerator,
   type SnapshotStore,
   SnapshotVanishedError,
 } from "../mod.ts";
-import { makeRecords, putRecords } from "./support/data.ts";
-import { createStream } from "./support/emulators.ts";
-import { sharedKinesis, SHARES_EMULATORS, uniqueName } from "./support/fixture.ts";
+import { sharedKinesis, SHARES_EMULATORS } from "./support/fixture.ts";
+import { configRelease, oneShardStream, rowsOf } from "./support/one_shard.ts";
 import { HeldStore } from "./support/held_store.ts";
 import { RacingStore } from "./support/racing_store.ts";
 
@@ -31,60 +23,17 @@ Deno.test.afterAll(() => emulators.stop());
 
 /** A one-shard stream with 20 records, a file store, and producers with their own dirs. */
 async function setUp() {
-  const { kinesis, writer, temp } = await emulators.get();
-  const stream = uniqueName("producer-race");
-  await createStream(kinesis, stream, 1);
-  const listed = await kinesis.send(new ListShardsCommand({ StreamName: stream }));
-  const shardId = listed.Shards![0].ShardId!;
-  const put = (n: number, seed: number) => putRecords(writer, stream, makeRecords(n, { seed }));
-  await put(20, 1);
-  const dir = join(temp, crypto.randomUUID());
-  const store = new FileSnapshotStore({ root: join(dir, "store") });
-  const producer = (
-    name: string,
-    generator: SnapshotGenerator,
-    extra: Partial<ShardSnapshotterOptions> = {},
-  ) =>
-    new ShardSnapshotter({
-      kinesis,
-      store,
-      stream,
-      shardId,
-      localPath: join(dir, name),
-      generator,
-      chain: { maxDeltas: 1_000, maxRestoreRatio: Infinity },
-      ...extra,
-    });
-  const consumer = new ShardSnapshotFinder({
-    store,
-    stream,
-    shardId,
-    localPath: join(dir, "consumer"),
-  });
-  return { put, store, producer, consumer };
+  const { put, store, producer, finder } = await oneShardStream(emulators, "producer-race");
+  return { put, store, producer, consumer: finder("consumer") };
 }
 
 /** The log generator, with a config table; `row` set: a newer release whose `onStart` adds it. */
 function release(row?: string): SnapshotGenerator {
-  const log = logGenerator();
-  return {
-    onStart(db) {
-      log.onStart!(db);
-      db.exec("CREATE TABLE IF NOT EXISTS config (name TEXT PRIMARY KEY NOT NULL, value TEXT)");
-      if (row) db.prepare("INSERT OR IGNORE INTO config VALUES ('release', ?)").run(row);
-    },
-    onRecords: log.onRecords,
-  };
-}
-
-/** The rows of `sql` in a database file. */
-function rows(file: string, sql: string): unknown[] {
-  const db = new DatabaseSync(file, { readOnly: true });
-  try {
-    return db.prepare(sql).all().map((row) => ({ ...row }));
-  } finally {
-    db.close();
-  }
+  return configRelease(
+    row
+      ? (db) => db.prepare("INSERT OR IGNORE INTO config VALUES ('release', ?)").run(row)
+      : undefined,
+  );
 }
 
 /** A store whose every download finds the object gone. */
@@ -126,10 +75,10 @@ Deno.test(
     const restored = await consumer.downloadLatestSnapshot();
     assert.equal(restored?.sequenceNumber, next.sequenceNumber);
     const config = "SELECT name, value FROM config ORDER BY name";
-    assert.deepEqual(rows(restored!.localFile, config), [{ name: "release", value: "2" }]);
-    assert.deepEqual(rows(next.localFile, config), rows(restored!.localFile, config));
+    assert.deepEqual(rowsOf(restored!.localFile, config), [{ name: "release", value: "2" }]);
+    assert.deepEqual(rowsOf(next.localFile, config), rowsOf(restored!.localFile, config));
     const log = "SELECT sequence_number FROM log ORDER BY sequence_number";
-    assert.deepEqual(rows(next.localFile, log), rows(restored!.localFile, log));
+    assert.deepEqual(rowsOf(next.localFile, log), rowsOf(restored!.localFile, log));
   },
 );
 
@@ -159,8 +108,8 @@ Deno.test(
     const restored = await consumer.downloadLatestSnapshot();
     assert.equal(restored?.sequenceNumber, next.sequenceNumber);
     const config = "SELECT name, value FROM config ORDER BY name";
-    assert.deepEqual(rows(next.localFile, config), rows(restored!.localFile, config));
-    assert.deepEqual(rows(restored!.localFile, config), [{ name: "release", value: "2" }]);
+    assert.deepEqual(rowsOf(next.localFile, config), rowsOf(restored!.localFile, config));
+    assert.deepEqual(rowsOf(restored!.localFile, config), [{ name: "release", value: "2" }]);
   },
 );
 
@@ -186,7 +135,7 @@ Deno.test(
     await raced;
     assert.equal(latest.key, second);
     assert.deepEqual(racing.downloads, [first.key, second]);
-    assert.deepEqual(rows(latest.localFile, "SELECT count(*) AS n FROM log"), [{ n: 25 }]);
+    assert.deepEqual(rowsOf(latest.localFile, "SELECT count(*) AS n FROM log"), [{ n: 25 }]);
   },
 );
 

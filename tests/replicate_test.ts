@@ -148,16 +148,32 @@ async function logged(
   const found = () =>
     r.stderr.text().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
       .find((l) => l.msg === msg && Object.entries(fields).every(([k, v]) => l[k] === v));
+  // A wrong expectation fails with the log rather than hanging the suite.
+  const deadline = Date.now() + LOG_WAIT_MS;
   for (;;) {
     const line = found();
     if (line) return line;
     const length = r.stderr.text().length;
-    const grew = await r.stderr.until(new RegExp(`^[\\s\\S]{${length + 1}}`));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const grew = await Promise.race([
+      r.stderr.until(new RegExp(`^[\\s\\S]{${length + 1}}`)),
+      new Promise<"late">((resolve) => {
+        timer = setTimeout(() => resolve("late"), Math.max(0, deadline - Date.now()));
+      }),
+    ]).finally(() => clearTimeout(timer));
+    if (grew === "late" && !found()) {
+      throw new Error(
+        `replicate did not log "${msg}" within ${LOG_WAIT_MS / 1000} s:\n${r.stderr.text()}`,
+      );
+    }
     if (!grew && !found()) {
       throw new Error(`replicate ended without logging "${msg}":\n${r.stderr.text()}`);
     }
   }
 }
+
+/** How long {@linkcode logged} waits for a line: far past any expected wait, on a busy machine. */
+const LOG_WAIT_MS = 180_000;
 
 async function stopReplicate(r: Replicate, signal: Deno.Signal): Promise<Deno.CommandStatus> {
   r.child.kill(signal);

@@ -21,7 +21,8 @@ export const STORE_OPTIONS = {
 export const STORE_HELP =
   `  --store URL                 s3://bucket/prefix, file:///abs/dir or a local path
   --s3-path-style             path-style S3 addressing (automatic for IP/localhost endpoints)
-  --sse AES256|aws:kms        server-side encryption for uploads
+  --sse AES256|aws:kms        server-side encryption of uploads (commands that only read
+                              or delete upload nothing: S3 decrypts for them)
   --sse-kms-key-id ID         the KMS key for --sse aws:kms
   --expected-bucket-owner ID  fail unless this account owns the bucket`;
 

@@ -208,8 +208,21 @@ function chainArgs(values: Record<string, unknown>): Pick<
         : parseRatio("max-restore-ratio", restore, 1),
     },
     retention: parseRetention(values),
-    publishEveryMs: values.follow ? parseDuration("publish-every", every ?? "60s") : undefined,
+    publishEveryMs: values.follow ? publishEvery(every ?? "60s") : undefined,
   };
+}
+
+/** The follower's publish interval: more than nothing, or it would publish after every page. */
+function publishEvery(value: string): number {
+  const ms = parseDuration("publish-every", value);
+  if (ms === 0) {
+    throw new UsageError(
+      `Cannot use --publish-every as a follower would publish a point after every page; give an interval such as 60s: current value is ${
+        JSON.stringify(value)
+      }`,
+    );
+  }
+  return ms;
 }
 
 /** Parses and checks the arguments; `undefined` for --help. */
