@@ -32,9 +32,32 @@ export interface DeltaHeader {
   sequenceNumber: string;
   /** The schema fingerprint of the database it applies to (unchanged by the delta). */
   schema: string;
+  /**
+   * Which publication of the base point it was made on: the `created_at` (the lineage's start)
+   * and `updated_at` (when its last records were applied) of the base's metadata. A point can
+   * be published again with other contents (the store lost it and the points after it, and a
+   * producer rebuilt the shard, perhaps with another release of its generator): a delta applies
+   * only to the publication it was made on. Absent in deltas written before it was added.
+   */
+  base?: BasePublication;
   /** When it was made (ISO 8601). */
   createdAt: string;
 }
+
+/** Which publication of a point a delta was made on (see {@linkcode DeltaHeader.base}). */
+export interface BasePublication {
+  /** The base's `created_at`: when its lineage was started. */
+  createdAt: string;
+  /** The base's `updated_at`: when its last records were applied. */
+  updatedAt: string;
+}
+
+/**
+ * A delta refused because the database holds another publication of its base point: the same
+ * sequence number, published again with other contents after the store lost it. Not a bad
+ * object: whoever holds the other publication takes the point again from the store.
+ */
+export class OtherPublicationError extends SnapshotIntegrityError {}
 
 /** A decoded delta. */
 export interface Delta {
@@ -159,6 +182,12 @@ export function applyDelta(db: DatabaseSync, delta: Delta, key: string): void {
   if (before.sequenceNumber !== h.baseSequenceNumber) {
     throw bad(
       `it applies to ${h.baseSequenceNumber} but the database is at ${before.sequenceNumber}`,
+    );
+  }
+  if (h.base && (before.createdAt !== h.base.createdAt || before.updatedAt !== h.base.updatedAt)) {
+    throw new OtherPublicationError(
+      key,
+      `Cannot apply delta as it was made on another publication of point ${h.baseSequenceNumber} (applied at ${h.base.updatedAt}, in a lineage started at ${h.base.createdAt}; the database's was applied at ${before.updatedAt}, started at ${before.createdAt}): current value is "${key}"`,
     );
   }
   if (schemaFingerprint(db) !== h.schema) throw bad("the database's schema is not its base's");

@@ -75,6 +75,30 @@ export async function takeLocalCopy(
 }
 
 /**
+ * Whether a database file (a local copy taken) is the publication of its point that the store
+ * holds now, as the stored object's metadata names it (`created-at`, `updated-at`). A point
+ * can be published again with other contents: the store lost it and the points after it, and
+ * another producer rebuilt the shard (perhaps with another release of its generator). Objects
+ * published before the metadata was added, and stores without `head`, are taken at their word.
+ */
+export async function isStoredPublication(
+  store: CopyOwner["store"],
+  point: Snapshot,
+  file: string,
+  signal?: AbortSignal,
+): Promise<boolean> {
+  const stored = (await store.head?.(point.key, { signal }))?.metadata;
+  if (stored?.["updated-at"] === undefined) return true;
+  const db = new DatabaseSync(file, { readOnly: true });
+  try {
+    const meta = readSnapshotMetadata(db);
+    return meta?.createdAt === stored["created-at"] && meta?.updatedAt === stored["updated-at"];
+  } finally {
+    db.close();
+  }
+}
+
+/**
  * Keeps a closed database file, which holds exactly `point`, as the owner's local copy (the
  * only one of its shard), durable before it is named.
  *

@@ -8,7 +8,13 @@
  * @module
  */
 import { join } from "node:path";
-import { keepLocalCopy, standsAsPoint, takeLocalCopy, type TakenCopy } from "./_local_copy.ts";
+import {
+  isStoredPublication,
+  keepLocalCopy,
+  standsAsPoint,
+  takeLocalCopy,
+  type TakenCopy,
+} from "./_local_copy.ts";
 import { publish, type PublishContext, type ReportProgress, type ShardState } from "./_publish.ts";
 import { giveUpAfterVanished, planRestore, restore, type RestorePlan } from "./_restore.ts";
 import { fetchSnapshot, listShardSnapshots } from "./_fetch.ts";
@@ -322,7 +328,15 @@ export class SnapshotRun {
 
   /** The base point in `file`: the local copy when it holds it, else restored from the store. */
   async #openBase(base: RestorePlan, file: string): Promise<TakenCopy | undefined> {
-    const copy = await takeLocalCopy(this.#o, base.sequenceNumber, file);
+    let copy = await takeLocalCopy(this.#o, base.sequenceNumber, file);
+    if (copy && !await isStoredPublication(this.#o.store, base.target!, file, this.#signal)) {
+      this.#log.warn(
+        "the local copy is another publication of the latest point (the store lost it, and it was published again); restoring it",
+        { ...this.#fields, point: base.sequenceNumber },
+      );
+      await Deno.remove(file);
+      copy = undefined;
+    }
     if (copy) {
       this.#log.info("using the local copy of the latest point", {
         ...this.#fields,

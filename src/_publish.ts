@@ -174,6 +174,7 @@ async function publishDelta(
         baseSequenceNumber: base.sequenceNumber,
         sequenceNumber: parts.sequenceNumber,
         schema: changes.schema,
+        base: changes.base,
         createdAt: new Date().toISOString(),
       },
       patchset: changes.patchset,
@@ -312,6 +313,10 @@ async function noticeForks(ctx: PublishContext, base: string, key: string): Prom
 function pointMetadata(db: SnapshotDb): Record<string, string> {
   const meta = db.metadata();
   return {
+    // Which publication of the point this is (a point can be published again after a loss):
+    // a producer builds on its local copy only when it is this one.
+    "created-at": meta.createdAt,
+    "updated-at": meta.updatedAt,
     "records-applied": String(meta.recordsApplied),
     "records-skipped": String(meta.recordsSkipped),
     ...(meta.lastArrivalAt ? { "last-arrival-at": meta.lastArrivalAt } : {}),

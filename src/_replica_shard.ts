@@ -15,6 +15,7 @@ import type { ReplicaDir } from "./replica_dir.ts";
 import type { FollowedShard } from "./replicate.ts";
 import { planRestore, type RestorePlan } from "./_restore.ts";
 import { listShardSnapshots } from "./_fetch.ts";
+import { OtherPublicationError } from "./_delta.ts";
 import { type ParentFile, SnapshotDb } from "./database.ts";
 import type { Snapshot } from "./snapshot_key.ts";
 import type { SnapshotStore } from "./store/snapshot_store.ts";
@@ -59,10 +60,32 @@ export async function followShardFromStore(f: FollowedShard, c: ShardContext): P
       sequenceNumber: plan.sequenceNumber,
       objects: plan.path.length,
     });
-    const kind = await f.file.bringForward(c.store, plan, c.signal);
+    const kind = await bringForward(f, c, plan, objects);
     pointApplied(f, c, kind);
   } catch (error) {
     failed(f, c, error);
+  }
+}
+
+/** Brings the file to the plan's point; when the file holds another publication of its point
+ * than the one the deltas were made on (the store lost it and a producer published it again
+ * with other contents), to the newest point from a full snapshot instead. */
+async function bringForward(
+  f: FollowedShard,
+  c: ShardContext,
+  plan: RestorePlan,
+  objects: Snapshot[],
+): Promise<string> {
+  try {
+    return await f.file.bringForward(c.store, plan, c.signal);
+  } catch (error) {
+    const whole = planRestore(objects);
+    if (!(error instanceof OtherPublicationError) || !whole) throw error;
+    c.logger.warn(
+      "the file's point was published again with other contents; applying a full snapshot",
+      { shard: f.shard.shardId, sequenceNumber: f.file.metadata?.sequenceNumber, key: error.key },
+    );
+    return await f.file.bringForward(c.store, whole, c.signal);
   }
 }
 

@@ -11,6 +11,7 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import {
   applyDelta,
+  type BasePublication,
   type Delta,
   schemaFingerprint,
   tablesWithNullableKey,
@@ -104,6 +105,8 @@ export interface Changes {
   patchset: Uint8Array;
   /** The schema fingerprint of the database (unchanged since the last point). */
   schema: string;
+  /** Which publication of the last point the changes were made on. */
+  base: BasePublication;
 }
 
 type Session = ReturnType<DatabaseSync["createSession"]>;
@@ -124,6 +127,7 @@ export class SnapshotDb {
   #closed = false;
   #session?: Session;
   #trackedSchema?: string;
+  #trackedBase?: BasePublication;
   #trackedRecords = 0;
   #untracked?: string;
 
@@ -279,6 +283,8 @@ export class SnapshotDb {
     this.#session?.close();
     this.#session = this.db.createSession();
     this.#trackedSchema = schemaFingerprint(this.db);
+    const meta = this.metadata();
+    this.#trackedBase = { createdAt: meta.createdAt, updatedAt: meta.updatedAt };
     this.#trackedRecords = 0;
     this.#untracked = undefined;
   }
@@ -310,7 +316,11 @@ export class SnapshotDb {
    */
   takeChanges(): Changes | undefined {
     if (this.deltaBlocker() !== undefined) return undefined;
-    const changes = { patchset: this.#session!.patchset(), schema: this.#trackedSchema! };
+    const changes = {
+      patchset: this.#session!.patchset(),
+      schema: this.#trackedSchema!,
+      base: this.#trackedBase!,
+    };
     this.restartTracking();
     return changes;
   }

@@ -7,6 +7,7 @@
 import { dirname, resolve } from "node:path";
 import { findLocalPoint, giveUpAfterVanished, type LocalPoint, restoreInto } from "./_restore.ts";
 import { planRestore } from "./restore_plan.ts";
+import { OtherPublicationError } from "./_delta.ts";
 import { listShardSnapshots } from "./_fetch.ts";
 import { InvalidArgumentError, SnapshotIntegrityError, SnapshotVanishedError } from "./errors.ts";
 import { type Logger, silentLogger } from "./logger.ts";
@@ -229,8 +230,9 @@ export class ShardSnapshotFinder {
     const exclude = new Set<string>();
     let firstError: SnapshotIntegrityError | undefined;
     let vanished: SnapshotVanishedError | undefined;
+    let refresh = options?.refresh;
     for (let listings = 1;;) {
-      const local = options?.refresh ? await this.#localPoint() : undefined;
+      const local = refresh ? await this.#localPoint() : undefined;
       const plan = planRestore(objects, { target, from: local?.sequenceNumber, exclude });
       if (!plan?.target) {
         // The point asked for was deleted meanwhile: say so, rather than that nothing reaches it.
@@ -247,6 +249,10 @@ export class ShardSnapshotFinder {
         });
         return { snapshot: { ...plan.target, localFile: file }, metadata };
       } catch (error) {
+        if (local && error instanceof OtherPublicationError) {
+          refresh = this.#localIsStale(local, error);
+          continue;
+        }
         if (error instanceof SnapshotVanishedError) {
           giveUpAfterVanished(error, listings++);
           vanished = error;
@@ -262,6 +268,21 @@ export class ShardSnapshotFinder {
         });
       }
     }
+  }
+
+  /**
+   * The local point is another publication of its point than the one the store's deltas lead
+   * on from (the store lost it, and a producer published the point again with other contents):
+   * building on it would hold a state no producer published. The point is taken from the store.
+   *
+   * @returns False: restore without the local point.
+   */
+  #localIsStale(local: LocalPoint, error: OtherPublicationError): false {
+    this.#logger.warn(
+      "the local point was published again with other contents; restoring from the store",
+      { shard: this.shardId, point: local.sequenceNumber, key: error.key },
+    );
+    return false;
   }
 
   /** An object of the plan was deleted since the listing (retention, `gc`): list again. */

@@ -10,6 +10,7 @@ import type { DatabaseSync } from "node:sqlite";
 import { join, resolve } from "node:path";
 import type { KinesisClientLike } from "./aws_client.ts";
 import { applyDeltas, giveUpAfterVanished, restoreInto } from "./_restore.ts";
+import { OtherPublicationError } from "./_delta.ts";
 import { planRestore, type RestorePlan } from "./restore_plan.ts";
 import { ReaderPool } from "./_reader_pool.ts";
 import { recordReplicaLag, recordReplicaState } from "./_telemetry.ts";
@@ -463,10 +464,7 @@ export class LiveReplica extends EventTarget {
         const plan = planRestore(objects, { from: this.#sequenceNumber });
         if (!plan || (plan.sequenceNumber === this.#sequenceNumber && !plan.final)) return false;
         if (plan.path[0]?.kind === "full") await this.#replaceFromStore(plan);
-        else {
-          const scratch = `${this.#file}.delta`;
-          await applyDeltas(this.#store!, this.#db!, plan.path, scratch, this.#abort.signal);
-        }
+        else await this.#applyFromHere(plan, objects);
         return this.#storePointApplied(before);
       } catch (error) {
         if (!(error instanceof SnapshotVanishedError)) throw error;
@@ -506,6 +504,26 @@ export class LiveReplica extends EventTarget {
     if (!meta.final) return false;
     this.#closed(meta.childShards);
     return true;
+  }
+
+  /**
+   * Applies the deltas that lead on from the point held. When the point held is another
+   * publication of its point than the one they were made on (the store lost it and a producer
+   * published it again with other contents), the point is taken from the store whole instead.
+   */
+  async #applyFromHere(plan: RestorePlan, objects: Snapshot[]): Promise<void> {
+    const scratch = `${this.#file}.delta`;
+    try {
+      await applyDeltas(this.#store!, this.#db!, plan.path, scratch, this.#abort.signal);
+    } catch (error) {
+      const whole = planRestore(objects);
+      if (!(error instanceof OtherPublicationError) || !whole) throw error;
+      this.#logger.warn(
+        "the point held was published again with other contents; restoring from the store",
+        { shard: this.#options.shardId, point: this.#sequenceNumber, key: error.key },
+      );
+      await this.#replaceFromStore(whole);
+    }
   }
 
   /** No delta leads on from here (a final snapshot, or a gap): a new full snapshot replaces
