@@ -6,7 +6,8 @@
  *
  * Figures: 1 apply overhead, 2 catch-up vs reading, 3 bootstrap vs replay (and the 10M
  * extrapolation, when 1, 3, 4 and 5 run together), 4 transfer, 5 compression, 6 peak RSS of a
- * run, 7 delta size, 8 incremental vs full run, 9 chain bootstrap and refresh (7-9 are
+ * run, 7 delta size, 8 incremental run vs applying its changes alone, 9 chain bootstrap vs one
+ * full and refresh vs applying its patchset alone (7-9 are
  * measured together), 10 continuous producer: peak RSS and S3 requests, 11 fixed cost of a CLI
  * run with nothing to do, 12 CPU per record against its floor, 13 against the Go original's
  * figures (11-13: bench/_lean.ts, one shard of 20,000 records in kinesis-local), 14

@@ -48,6 +48,13 @@ export function giveUpAfterVanished(error: SnapshotVanishedError, listings: numb
  * with one; otherwise `file` must hold the plan's starting point), then downloads, verifies
  * and applies each delta in its own transaction.
  *
+ * After a full snapshot the deltas are applied without a rollback journal (no copy of each page
+ * before it changes: a delta of 1% of the bench's 1,000,000-row table applied in about a tenth
+ * less time than with the journal in memory). `file` then holds nothing but what this call
+ * wrote, and a caller removes it when the call fails (`restoreInto`, a producer's working
+ * directory). A plan that starts from a point already in `file` keeps a journal in memory, so
+ * that a delta that fails leaves `file` at the last point applied whole.
+ *
  * @returns The metadata of the restored point.
  * @throws {SnapshotIntegrityError} Naming the first object that failed verification.
  * @throws {SnapshotVanishedError} Naming an object deleted since it was listed.
@@ -64,7 +71,7 @@ export async function restore(
   const full = plan.path.find((s) => s.kind === "full");
   if (full) metadata = await fetchSnapshot(store, full, file, signal);
   if (deltas.length === 0) return metadata ?? readMetadataOf(file, plan.target?.key ?? file);
-  const db = SnapshotDb.openPoint(file, "restore");
+  const db = SnapshotDb.openPoint(file, full ? "scratch" : "restore");
   try {
     await applyDeltas(store, db, deltas, scratchBeside(file), signal);
     return db.metadata();

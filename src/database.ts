@@ -60,16 +60,26 @@ export interface SeedFromParents {
  *   no journal on disk, no fsync (a crash discards the whole working directory).
  * - `"replica"`: a database served to readers while it is written: WAL, `synchronous = NORMAL`.
  * - `"restore"`: a restore's private target, renamed into place only once whole: no journal on
- *   disk, no fsync (a failed restore removes it).
+ *   disk, no fsync (a failed restore removes it). The journal is kept in memory so that a delta
+ *   that fails is rolled back: a refresh that fails puts its local point back.
+ * - `"scratch"`: a restore's private target that the restore wrote whole (from a full snapshot)
+ *   and removes on any failure: no rollback journal at all, no fsync. A delta that fails leaves
+ *   it half-applied, which is why only a file that is thrown away on failure may be opened so.
  */
-export type Durability = "work" | "replica" | "restore";
+export type Durability = "work" | "replica" | "restore" | "scratch";
 
 /** The pragmas each {@linkcode Durability} opens with. */
 const PRAGMAS: Record<Durability, string> = {
   work: "PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF; PRAGMA temp_store = MEMORY",
   replica: "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000",
   restore: "PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF",
+  scratch: "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF",
 };
+
+/** Options of a connection that may set `journal_mode = OFF` (not yet in Deno's types). */
+const UNDEFENDED = { defensive: false } as ConstructorParameters<typeof DatabaseSync>[1];
+/** A connection whose defensive mode can be set again (not yet in Deno's types). */
+type Defensible = DatabaseSync & { enableDefensive?: (active: boolean) => void };
 
 /** Options for {@linkcode SnapshotDb.open}. */
 export interface SnapshotDbOptions {
@@ -139,9 +149,20 @@ export class SnapshotDb {
 
   /** A connection to `file`, configured for how it is kept. */
   static #connect(file: string, durability: Durability): DatabaseSync {
-    const db = new DatabaseSync(file);
+    const scratch = durability === "scratch";
+    // node:sqlite opens connections in SQLite's defensive mode, which ignores
+    // `journal_mode = OFF` without an error: a scratch file's connection leaves it only to set
+    // its pragmas. Where that is not possible, the file is kept as a restore's.
+    const db = new DatabaseSync(file, scratch ? UNDEFENDED : undefined);
     try {
       db.exec(PRAGMAS[durability]);
+      if (scratch) {
+        (db as Defensible).enableDefensive?.(true);
+        const { journal_mode } = db.prepare("PRAGMA journal_mode").get() as {
+          journal_mode: string;
+        };
+        if (journal_mode !== "off") db.exec(PRAGMAS.restore);
+      }
       return db;
     } catch (error) {
       db.close();
@@ -174,12 +195,12 @@ export class SnapshotDb {
    * with {@linkcode SnapshotDb.applyDelta}: no generator runs, and no records can be applied.
    *
    * @param file The database file, with streambolt metadata.
-   * @param durability `"replica"` (served to readers while deltas apply) or `"restore"` (a
-   * restore's private target).
+   * @param durability `"replica"` (served to readers while deltas apply), `"restore"` (a
+   * restore's private target) or `"scratch"` (one thrown away if any delta fails).
    * @returns The open database.
    * @throws {SnapshotIntegrityError} Naming the file, when it has no streambolt metadata.
    */
-  static openPoint(file: string, durability: "replica" | "restore"): SnapshotDb {
+  static openPoint(file: string, durability: "replica" | "restore" | "scratch"): SnapshotDb {
     const snapshotDb = new SnapshotDb(file, SnapshotDb.#connect(file, durability));
     try {
       snapshotDb.#readPoint();

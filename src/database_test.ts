@@ -238,7 +238,8 @@ Deno.test("SnapshotDb opens each kind of database with its own journal and sync 
   } finally {
     replica.close();
   }
-  for (const [durability, expected] of [["replica", "wal"], ["restore", "memory"]] as const) {
+  const points = [["replica", "wal"], ["restore", "memory"], ["scratch", "off"]] as const;
+  for (const [durability, expected] of points) {
     const point = SnapshotDb.openPoint(work.file, durability);
     try {
       assert.deepEqual(settings(point), {
