@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { planRestore } from "./restore_plan.ts";
+import { planRestorePaths } from "./restore_plan.ts";
 import { listShardSnapshots } from "./_fetch.ts";
 import {
   planShardRetention,
@@ -115,14 +115,20 @@ export function describeChains(snapshots: Snapshot[]): SnapshotChain[] {
   for (const [shardId, list] of byShard(snapshots)) {
     const byFull = new Map<string, SnapshotChain>();
     const orphans: SnapshotChain = { shardId, deltas: [] };
+    // Every delta's base, planned in one pass (a plan per delta was quadratic in the objects).
+    const bases = planRestorePaths(
+      list,
+      list.flatMap((s) =>
+        s.kind === "delta" ? [{ sequenceNumber: s.baseSequenceNumber!, final: false }] : []
+      ),
+    );
     for (const s of [...list].sort(compareSnapshots)) {
       if (s.kind === "full") {
         byFull.set(s.key, { shardId, full: s, deltas: [] });
         continue;
       }
       // The chain that reaches its base: the delta leads on from there.
-      const base = { sequenceNumber: s.baseSequenceNumber!, final: false };
-      const from = planRestore(list, { target: base })?.path[0];
+      const from = bases.get(s.baseSequenceNumber!)?.[0];
       const chain = from ? byFull.get(from.key) : undefined;
       (chain ?? orphans).deltas.push(s);
     }
