@@ -10,24 +10,30 @@ import { DELTA_COST_FACTOR, OBJECT_COST_BYTES } from "./restore_plan.ts";
 import type { Snapshot } from "./snapshot_key.ts";
 
 /**
- * When a producer writes a full snapshot again (as well as the delta), so that a consumer's
- * restore stays bounded: a full plus at most `maxDeltas` deltas, whose estimated restore costs
- * at most `maxRestoreRatio` times the full's alone (and, if set, whose stored bytes are at most
- * `maxBytesRatio` of the full's).
+ * When a producer writes a full snapshot again, so that a consumer's restore stays bounded: a
+ * full plus at most `maxDeltas` deltas, whose estimated restore costs at most `maxRestoreRatio`
+ * times the full's alone (and, if set, whose stored bytes are at most `maxBytesRatio` of the
+ * full's).
  *
  * The estimate is the one consumers plan with: a full snapshot costs its stored bytes, a delta
  * {@linkcode DELTA_COST_FACTOR} times its stored bytes (applying a patchset row by row costs that
  * much more per stored byte than decoding a whole database), and every object
  * {@linkcode OBJECT_COST_BYTES} more (a request, a verification). So a small state gets a full
- * snapshot beside every delta (restoring it whole is cheaper than any chain), and a large one
- * long chains of small deltas.
+ * snapshot at every point (restoring it whole is cheaper than any chain), and a large one long
+ * chains of small deltas.
+ *
+ * A point whose full is due also gets its delta, for the consumers that hold the point before
+ * it, only when the full would cost them more than `maxRestoreRatio` times the delta
+ * ({@linkcode deltaBesideFull}): a small state's point is then one object, its full.
  */
 export interface ChainPolicy {
   /** Deltas after a full before the next full, at most. Defaults to 20. */
   maxDeltas?: number;
   /** The estimated cost of restoring the chain, as a multiple of restoring its full snapshot
    * alone, past which the next full is written. Defaults to 1.4, which keeps a bootstrap within
-   * 1.5 times a full one (`deno task bench`, figure 9). */
+   * 1.5 times a full one (`deno task bench`, figure 9). Also the most a consumer holding the
+   * point before a full may pay for it over the delta it would apply, past which the delta is
+   * published beside the full; `Infinity` bounds neither, and keeps every delta. */
   maxRestoreRatio?: number;
   /** Also write a full once the deltas' stored bytes pass this share of the full's. Unset by
    * default. */
@@ -101,6 +107,29 @@ export function fullDue(chain: ChainCost, policy: Required<ChainPolicy>): boolea
   return chain.deltas > policy.maxDeltas ||
     restoreRatio(chain) > policy.maxRestoreRatio ||
     chain.deltaBytes > policy.maxBytesRatio * Math.max(1, chain.fullBytes);
+}
+
+/**
+ * Whether a point whose full snapshot is due is published with its delta beside the full: for
+ * a consumer that holds the point before it (a refresh, a live replica), only when the full
+ * would cost it more than `maxRestoreRatio` times applying the delta, by the estimate consumers
+ * plan with. Else the full alone does for every consumer, and the producer puts one object.
+ * With `maxRestoreRatio` `Infinity` (no bound on what a restore costs), every delta is kept.
+ *
+ * @param deltaBytes The delta's stored bytes.
+ * @param fullBytes The full snapshot's stored bytes.
+ * @param policy The policy, defaults filled in.
+ * @returns True when the delta is worth publishing beside the full.
+ */
+export function deltaBesideFull(
+  deltaBytes: number,
+  fullBytes: number,
+  policy: Required<ChainPolicy>,
+): boolean {
+  if (policy.maxRestoreRatio === Infinity) return true;
+  const full = fullBytes + OBJECT_COST_BYTES;
+  const delta = DELTA_COST_FACTOR * deltaBytes + OBJECT_COST_BYTES;
+  return full > policy.maxRestoreRatio * delta;
 }
 
 /**
