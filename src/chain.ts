@@ -23,17 +23,16 @@ import type { Snapshot } from "./snapshot_key.ts";
  * chains of small deltas.
  *
  * A point whose full is due also gets its delta, for the consumers that hold the point before
- * it, only when the full would cost them more than `maxRestoreRatio` times the delta
- * ({@linkcode deltaBesideFull}): a small state's point is then one object, its full.
+ * it, only when the delta saves them more than an object costs ({@linkcode deltaBesideFull}):
+ * a small state's point is then one object, its full.
  */
 export interface ChainPolicy {
   /** Deltas after a full before the next full, at most. Defaults to 20. */
   maxDeltas?: number;
   /** The estimated cost of restoring the chain, as a multiple of restoring its full snapshot
    * alone, past which the next full is written. Defaults to 1.4, which keeps a bootstrap within
-   * 1.5 times a full one (`deno task bench`, figure 9). Also the most a consumer holding the
-   * point before a full may pay for it over the delta it would apply, past which the delta is
-   * published beside the full; `Infinity` bounds neither, and keeps every delta. */
+   * 1.5 times a full one (`deno task bench`, figure 9). `Infinity` bounds no restore cost: a
+   * full is written by the other limits alone, and always beside its delta. */
   maxRestoreRatio?: number;
   /** Also write a full once the deltas' stored bytes pass this share of the full's. Unset by
    * default. */
@@ -110,11 +109,13 @@ export function fullDue(chain: ChainCost, policy: Required<ChainPolicy>): boolea
 }
 
 /**
- * Whether a point whose full snapshot is due is published with its delta beside the full: for
- * a consumer that holds the point before it (a refresh, a live replica), only when the full
- * would cost it more than `maxRestoreRatio` times applying the delta, by the estimate consumers
- * plan with. Else the full alone does for every consumer, and the producer puts one object.
- * With `maxRestoreRatio` `Infinity` (no bound on what a restore costs), every delta is kept.
+ * Whether a point whose full snapshot is due is published with its delta beside the full: only
+ * when the delta saves a consumer that holds the point before it (a refresh, a live replica)
+ * more than an object costs, by the estimate consumers plan with: when restoring the full costs
+ * more than applying the delta plus {@linkcode OBJECT_COST_BYTES}. Else the full alone does for
+ * every consumer (such a consumer pays at most one object's cost more, at most twice the
+ * delta's), and the producer puts one object instead of two. With `maxRestoreRatio` `Infinity`
+ * (no reasoning about restore costs: fulls by count and bytes alone) every delta is kept.
  *
  * @param deltaBytes The delta's stored bytes.
  * @param fullBytes The full snapshot's stored bytes.
@@ -129,7 +130,7 @@ export function deltaBesideFull(
   if (policy.maxRestoreRatio === Infinity) return true;
   const full = fullBytes + OBJECT_COST_BYTES;
   const delta = DELTA_COST_FACTOR * deltaBytes + OBJECT_COST_BYTES;
-  return full > policy.maxRestoreRatio * delta;
+  return full > delta + OBJECT_COST_BYTES;
 }
 
 /**

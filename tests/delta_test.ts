@@ -565,8 +565,8 @@ Deno.test(
     const counting = new CountingStore(store);
     const stop = new AbortController();
     // The default policy: a state this small is due a full at every point (one delta already
-    // costs a bootstrap more than 1.4 times the full alone), and the full costs a consumer
-    // holding the point before it less than 1.4 times the delta, so the full does alone.
+    // costs a bootstrap more than 1.4 times the full alone), and the delta would save a consumer
+    // holding the point before less than an object costs, so the full does alone.
     const following = producer(counting, shard, local, { chain: undefined, pollIntervalMs: 200 })
       .follow({ publishEveryMs: 300, stop: stop.signal });
     const finder = new ShardSnapshotFinder({ ...shard, store, localPath: fresh(temp) });
@@ -604,13 +604,13 @@ function paddedLogGenerator(padBytes: number): SnapshotGenerator {
 }
 
 Deno.test(
-  "a point whose full is due keeps its delta beside the full when the full costs a consumer holding the point before much more",
+  "a point whose full is due keeps its delta beside the full when the delta saves a consumer holding the point before more than an object costs",
   SHARES_EMULATORS,
   async () => {
     const { store, shard, local } = await fileShard(20);
-    // ~200 KB of full against a delta of a few records: one delta already passes the default
-    // 1.4 times the full's restore, and the full costs ~1.7 times the delta to a consumer.
-    const options = { chain: undefined, generator: paddedLogGenerator(200_000) };
+    // A full after every delta, of ~400 KB against a delta of a few records: the delta saves a
+    // consumer holding the point before more than an object's 256 KiB.
+    const options = { chain: { maxDeltas: 0 }, generator: paddedLogGenerator(400_000) };
     const first = await producer(store, shard, local, options).snapshotShard();
     assert.equal(first.kind, "full");
     await shard.put(5, 70);
