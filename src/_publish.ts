@@ -106,8 +106,15 @@ export async function publish(
   const full = await encodeFull(ctx, db);
   const beside = deltaBesideFull(delta.size, full.size, ctx.policy);
   ctx.log.info(
-    `the chain has grown past its policy; publishing a full snapshot ${beside ? "too" : "alone"}`,
-    { ...fields(ctx), deltas: chain.deltas, deltaBytes: chain.deltaBytes, fullBytes: full.size },
+    beside
+      ? "the chain has grown past its policy; publishing a full snapshot too"
+      : "the chain has grown past its policy; publishing a full snapshot instead of the delta (it would save a consumer less than an object costs)",
+    {
+      ...fields(ctx),
+      deltas: chain.deltas,
+      deltaBytes: chain.deltaBytes,
+      fullBytes: chain.fullBytes,
+    },
   );
   if (!beside) {
     await Deno.remove(delta.file).catch(() => {});
