@@ -27,6 +27,7 @@ import { createStream, type Emulator, emulatorEnv } from "../tests/support/emula
 import { type CountProxy, formatOps, startCountProxy } from "./_count_proxy.ts";
 import { cliArgs, measure, median, type MedianCost, ROOT, sideBySide } from "./_process.ts";
 import { log, type Recorder, round } from "./_results.ts";
+import { parseSnapshotKey } from "../src/snapshot_key.ts";
 
 const STREAM = "lean";
 /** A stream of a tenth as many records: a publishing run's cost beyond its records. */
@@ -277,10 +278,16 @@ async function floor(c: Ctx): Promise<Floor> {
   };
 }
 
-/** The objects under a prefix. */
-async function objectCount(c: Ctx, prefix: string): Promise<number> {
+/** What is stored under a prefix: its objects, and the points they make (a point published
+ * as a delta and a full is one point, two objects). */
+async function stored(c: Ctx, prefix: string): Promise<{ objects: number; points: number }> {
   const out = await c.s3.send(new ListObjectsV2Command({ Bucket: c.bucket, Prefix: prefix }));
-  return out.KeyCount ?? 0;
+  const keys = (out.Contents ?? []).map((o) => o.Key!.slice(prefix.length + 1));
+  const points = new Set(
+    keys.map((k) => parseSnapshotKey(k)).filter((p) => p !== undefined)
+      .map((p) => `${p.sequenceNumber}${p.final ? ".final" : ""}`),
+  );
+  return { objects: keys.length, points: points.size };
 }
 
 /**
@@ -293,7 +300,7 @@ async function followPoint(c: Ctx, fixed: MedianCost, usPerRecord: number) {
   const prefix = "follow";
   const args = snapshotArgs(c, `s3://${c.bucket}/${prefix}`, "work-follow");
   await once(c, args);
-  const before = await objectCount(c, prefix);
+  const before = await stored(c, prefix);
   log(`figure 12: following for ${c.followSeconds} s, publishing every 2 s`);
   const cli = await cliArgs(script, [script]);
   const child = new Deno.Command(cli[0], {
@@ -317,10 +324,12 @@ async function followPoint(c: Ctx, fixed: MedianCost, usPerRecord: number) {
   const line = stderr.split("\n").find((l) => l.startsWith("@@follow "));
   if (!line) throw new Error(`Cannot measure the follower as it failed: ${stderr.slice(-2000)}`);
   const { cpuS } = JSON.parse(line.slice("@@follow ".length));
-  const points = (await objectCount(c, prefix)) - before;
+  const after = await stored(c, prefix);
+  const points = after.points - before.points;
+  const objects = after.objects - before.objects;
   const perPointMs = ((cpuS - fixed.cpu - (records * usPerRecord) / 1e6) / Math.max(points, 1)) *
     1000;
-  return { seconds: c.followSeconds, records, points, cpuS, perPointMs };
+  return { seconds: c.followSeconds, records, points, objects, cpuS, perPointMs };
 }
 
 /** Figure 12: CPU per record against the floor. */
@@ -355,7 +364,7 @@ async function figurePerRecord(c: Ctx, runs: FullRuns, fixed: MedianCost, f: Flo
       follow
         ? `; follower: ${
           Math.round(follow.perPointMs)
-        } ms CPU per published point (${follow.points} points, ${follow.records} records, ${
+        } ms CPU per published point (${follow.points} points, ${follow.objects} objects, ${follow.records} records, ${
           round(follow.cpuS)
         } CPU-s)`
         : ""

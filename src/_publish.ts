@@ -1,8 +1,9 @@
 /**
  * Publishing a point a producer reached: a delta on the latest point when its changes were
- * recorded, and a full snapshot as well when the chain has grown past its policy (or whole when
- * no delta can be taken); each put only if no object has the key yet, and a fork (another
- * producer's delta of the same point) said out loud.
+ * recorded; a full snapshot when the chain has grown past its policy, with the delta beside it
+ * only when that saves consumers enough (or whole when no delta can be taken); each put only if
+ * no object has the key yet, and a fork (another producer's delta of the same point) said out
+ * loud.
  *
  * @module
  */
@@ -12,7 +13,7 @@ import { encodeDelta } from "./_delta.ts";
 import { planRestore } from "./restore_plan.ts";
 import { listShardSnapshots } from "./_fetch.ts";
 import { recordPublished, recordTransfer, type RunTrace } from "./_telemetry.ts";
-import { type ChainCost, type ChainPolicy, fullDue } from "./chain.ts";
+import { type ChainCost, type ChainPolicy, deltaBesideFull, fullDue } from "./chain.ts";
 import type { Logger } from "./logger.ts";
 import { FORMAT_VERSION } from "./metadata.ts";
 import {
@@ -68,9 +69,10 @@ export interface PublishContext {
 }
 
 /**
- * Publishes the point `db` reached on top of `state`: a delta when the changes were recorded,
- * and a full snapshot as well when the chain has grown past the policy (or the shard is closed,
- * or no delta can be taken).
+ * Publishes the point `db` reached on top of `state`: a delta when the changes were recorded;
+ * a full snapshot instead when the chain has grown past the policy, with the delta beside it
+ * only when the delta saves consumers that hold the point before it enough
+ * ({@linkcode deltaBesideFull}); a full alone when the shard is closed or no delta can be taken.
  *
  * @returns The shard as it stands afterwards, with the point just published as its latest.
  */
@@ -80,37 +82,65 @@ export async function publish(
   state: ShardState,
 ): Promise<ShardState> {
   const reason = fullReason(ctx.options, db, state);
-  let objects = state.objects;
-  if (reason === undefined) {
-    const delta = await publishDelta(ctx, db, db.takeChanges()!, state.point!);
-    objects = [...delta.objects, delta.point];
-    const chain = {
-      ...state.chain!,
-      deltas: state.chain!.deltas + 1,
-      deltaBytes: state.chain!.deltaBytes + (delta.point.size ?? 0),
-    };
-    if (!delta.orphaned && !fullDue(chain, ctx.policy)) {
-      return published(ctx, { objects, point: delta.point, chain, theirs: delta.theirs });
+  if (reason !== undefined) {
+    if (state.point && !ctx.options.full) {
+      ctx.log.info(`publishing a full snapshot: ${reason}`, fields(ctx));
     }
-    if (delta.orphaned) {
-      ctx.log.warn(
-        "another producer collected the chain this delta applies to; publishing a full snapshot too",
-        { ...fields(ctx), key: delta.point.key },
-      );
-    } else {
-      ctx.log.info("the chain has grown past its policy; publishing a full snapshot too", {
-        ...fields(ctx),
-        deltas: chain.deltas,
-        deltaBytes: chain.deltaBytes,
-        fullBytes: chain.fullBytes,
-      });
-    }
-  } else if (state.point && !ctx.options.full) {
-    ctx.log.info(`publishing a full snapshot: ${reason}`, fields(ctx));
+    return await putFull(ctx, await encodeFull(ctx, db), state.objects);
   }
-  const { point: full, theirs } = await publishFull(ctx, db);
-  const chain = { fullBytes: full.size ?? 0, deltas: 0, deltaBytes: 0 };
-  return published(ctx, { objects: [...objects, full], point: full, chain, theirs });
+  const delta = await encodeDeltaOf(ctx, db, db.takeChanges()!, state.point!);
+  const chain = {
+    ...state.chain!,
+    deltas: state.chain!.deltas + 1,
+    deltaBytes: state.chain!.deltaBytes + delta.size,
+  };
+  if (!fullDue(chain, ctx.policy)) {
+    const put = await putDelta(ctx, delta);
+    const objects = [...put.objects, put.point];
+    if (!put.orphaned) {
+      return published(ctx, { objects, point: put.point, chain, theirs: put.theirs });
+    }
+    warnOrphaned(ctx, put.point);
+    return await putFull(ctx, await encodeFull(ctx, db), objects);
+  }
+  const full = await encodeFull(ctx, db);
+  const beside = deltaBesideFull(delta.size, full.size, ctx.policy);
+  ctx.log.info(
+    beside
+      ? "the chain has grown past its policy; publishing a full snapshot too"
+      : "the chain has grown past its policy; publishing a full snapshot instead of the delta (it would save a consumer less than an object costs)",
+    {
+      ...fields(ctx),
+      deltas: chain.deltas,
+      deltaBytes: chain.deltaBytes,
+      fullBytes: chain.fullBytes,
+    },
+  );
+  if (!beside) {
+    await Deno.remove(delta.file).catch(() => {});
+    return await putFull(ctx, full, state.objects);
+  }
+  const put = await putDelta(ctx, delta);
+  if (put.orphaned) warnOrphaned(ctx, put.point);
+  return await putFull(ctx, full, [...put.objects, put.point]);
+}
+
+function warnOrphaned(ctx: PublishContext, delta: Snapshot): void {
+  ctx.log.warn(
+    "another producer collected the chain this delta applies to; publishing a full snapshot too",
+    { ...fields(ctx), key: delta.key },
+  );
+}
+
+/** Puts `full` and returns the shard with it as its latest point, a chain of its own. */
+async function putFull(
+  ctx: PublishContext,
+  full: EncodedFull,
+  objects: Snapshot[],
+): Promise<ShardState> {
+  const { point, theirs } = await publishFull(ctx, full);
+  const chain = { fullBytes: point.size ?? 0, deltas: 0, deltaBytes: 0 };
+  return published(ctx, { objects: [...objects, point], point, chain, theirs });
 }
 
 function published(ctx: PublishContext, state: ShardState): ShardState {
@@ -152,12 +182,24 @@ interface PublishedFull {
   theirs: boolean;
 }
 
-async function publishDelta(
+/** A delta encoded into the run's directory, not yet put. */
+interface EncodedDelta {
+  parts: SnapshotKeyParts;
+  key: string;
+  /** The encoded file. */
+  file: string;
+  /** Its stored bytes. */
+  size: number;
+  metadata: Record<string, string>;
+  rawSize: number;
+}
+
+async function encodeDeltaOf(
   ctx: PublishContext,
   db: SnapshotDb,
   changes: Changes,
   base: Snapshot,
-): Promise<PublishedDelta> {
+): Promise<EncodedDelta> {
   const o = ctx.options;
   const parts: SnapshotKeyParts = {
     ...pointParts(o, db.sequenceNumber),
@@ -181,17 +223,27 @@ async function publishDelta(
     }, parts.encoding)));
   const file = join(ctx.dir, "delta.bin");
   await Deno.writeFile(file, encoded.bytes);
-  const key = snapshotKey(parts);
-  const ours = await put(ctx, key, file, {
+  const metadata = {
     sha256: encoded.sha256,
     "raw-size": String(encoded.rawSize),
     kind: "delta",
     base: base.sequenceNumber,
     ...pointMetadata(db),
-  }, { sequenceNumber: parts.sequenceNumber, raw: encoded.rawSize, stored: encoded.bytes.length });
-  const now = await noticeForks(ctx, base.sequenceNumber, key);
+  };
+  const size = encoded.bytes.length;
+  return { parts, key: snapshotKey(parts), file, size, metadata, rawSize: encoded.rawSize };
+}
+
+async function putDelta(ctx: PublishContext, delta: EncodedDelta): Promise<PublishedDelta> {
+  const { parts, key, size } = delta;
+  const ours = await put(ctx, key, delta.file, delta.metadata, {
+    sequenceNumber: parts.sequenceNumber,
+    raw: delta.rawSize,
+    stored: size,
+  });
+  const now = await noticeForks(ctx, parts.baseSequenceNumber!, key);
   return {
-    point: snapshotOf(o, parts, key, encoded.bytes.length),
+    point: snapshotOf(ctx.options, parts, key, size),
     // The listing is the shard as it stands (ours is added back with its size): a follower's
     // view never grows past what the store holds.
     objects: now.filter((s) => s.key !== key),
@@ -201,7 +253,18 @@ async function publishDelta(
   };
 }
 
-async function publishFull(ctx: PublishContext, db: SnapshotDb): Promise<PublishedFull> {
+/** A full snapshot encoded into the run's directory, not yet put. */
+interface EncodedFull {
+  parts: SnapshotKeyParts;
+  /** The encoded file. */
+  file: string;
+  /** Its stored bytes. */
+  size: number;
+  metadata: Record<string, string>;
+  rawSize: number;
+}
+
+async function encodeFull(ctx: PublishContext, db: SnapshotDb): Promise<EncodedFull> {
   const o = ctx.options;
   const parts: SnapshotKeyParts = {
     ...pointParts(o, db.sequenceNumber),
@@ -214,16 +277,26 @@ async function publishFull(ctx: PublishContext, db: SnapshotDb): Promise<Publish
     await phase(ctx, "compact", () => Promise.resolve(db.compact()));
   }
   db.optimize();
-  const stored = join(ctx.dir, "upload.bin");
-  const encoded = await phase(ctx, "encode", () => encodeFile(db.file, stored, parts.encoding));
-  const key = snapshotKey(parts);
-  const ours = await put(ctx, key, stored, {
+  const file = join(ctx.dir, "upload.bin");
+  const encoded = await phase(ctx, "encode", () => encodeFile(db.file, file, parts.encoding));
+  const metadata = {
     sha256: encoded.sha256,
     "raw-size": String(encoded.rawSize),
     ...pointMetadata(db),
-  }, { sequenceNumber: parts.sequenceNumber, raw: encoded.rawSize, stored: encoded.storedSize });
-  await Deno.remove(stored).catch(() => {});
-  return { point: snapshotOf(o, parts, key, encoded.storedSize), theirs: !ours };
+  };
+  return { parts, file, size: encoded.storedSize, metadata, rawSize: encoded.rawSize };
+}
+
+async function publishFull(ctx: PublishContext, full: EncodedFull): Promise<PublishedFull> {
+  const { parts, size } = full;
+  const key = snapshotKey(parts);
+  const ours = await put(ctx, key, full.file, full.metadata, {
+    sequenceNumber: parts.sequenceNumber,
+    raw: full.rawSize,
+    stored: size,
+  });
+  await Deno.remove(full.file).catch(() => {});
+  return { point: snapshotOf(ctx.options, parts, key, size), theirs: !ours };
 }
 
 /** The object just published, as one of the shard's objects. */

@@ -10,24 +10,29 @@ import { DELTA_COST_FACTOR, OBJECT_COST_BYTES } from "./restore_plan.ts";
 import type { Snapshot } from "./snapshot_key.ts";
 
 /**
- * When a producer writes a full snapshot again (as well as the delta), so that a consumer's
- * restore stays bounded: a full plus at most `maxDeltas` deltas, whose estimated restore costs
- * at most `maxRestoreRatio` times the full's alone (and, if set, whose stored bytes are at most
- * `maxBytesRatio` of the full's).
+ * When a producer writes a full snapshot again, so that a consumer's restore stays bounded: a
+ * full plus at most `maxDeltas` deltas, whose estimated restore costs at most `maxRestoreRatio`
+ * times the full's alone (and, if set, whose stored bytes are at most `maxBytesRatio` of the
+ * full's).
  *
  * The estimate is the one consumers plan with: a full snapshot costs its stored bytes, a delta
  * {@linkcode DELTA_COST_FACTOR} times its stored bytes (applying a patchset row by row costs that
  * much more per stored byte than decoding a whole database), and every object
  * {@linkcode OBJECT_COST_BYTES} more (a request, a verification). So a small state gets a full
- * snapshot beside every delta (restoring it whole is cheaper than any chain), and a large one
- * long chains of small deltas.
+ * snapshot at every point (restoring it whole is cheaper than any chain), and a large one long
+ * chains of small deltas.
+ *
+ * A point whose full is due also gets its delta, for the consumers that hold the point before
+ * it, only when the delta saves them more than an object costs ({@linkcode deltaBesideFull}):
+ * a small state's point is then one object, its full.
  */
 export interface ChainPolicy {
   /** Deltas after a full before the next full, at most. Defaults to 20. */
   maxDeltas?: number;
   /** The estimated cost of restoring the chain, as a multiple of restoring its full snapshot
    * alone, past which the next full is written. Defaults to 1.4, which keeps a bootstrap within
-   * 1.5 times a full one (`deno task bench`, figure 9). */
+   * 1.5 times a full one (`deno task bench`, figure 9). `Infinity` bounds no restore cost: a
+   * full is written by the other limits alone, and always beside its delta. */
   maxRestoreRatio?: number;
   /** Also write a full once the deltas' stored bytes pass this share of the full's. Unset by
    * default. */
@@ -101,6 +106,31 @@ export function fullDue(chain: ChainCost, policy: Required<ChainPolicy>): boolea
   return chain.deltas > policy.maxDeltas ||
     restoreRatio(chain) > policy.maxRestoreRatio ||
     chain.deltaBytes > policy.maxBytesRatio * Math.max(1, chain.fullBytes);
+}
+
+/**
+ * Whether a point whose full snapshot is due is published with its delta beside the full: only
+ * when the delta saves a consumer that holds the point before it (a refresh, a live replica)
+ * more than an object costs, by the estimate consumers plan with: when restoring the full costs
+ * more than applying the delta plus {@linkcode OBJECT_COST_BYTES}. Else the full alone does for
+ * every consumer (such a consumer pays at most one object's cost more, at most twice the
+ * delta's), and the producer puts one object instead of two. With `maxRestoreRatio` `Infinity`
+ * (no reasoning about restore costs: fulls by count and bytes alone) every delta is kept.
+ *
+ * @param deltaBytes The delta's stored bytes.
+ * @param fullBytes The full snapshot's stored bytes.
+ * @param policy The policy, defaults filled in.
+ * @returns True when the delta is worth publishing beside the full.
+ */
+export function deltaBesideFull(
+  deltaBytes: number,
+  fullBytes: number,
+  policy: Required<ChainPolicy>,
+): boolean {
+  if (policy.maxRestoreRatio === Infinity) return true;
+  const full = fullBytes + OBJECT_COST_BYTES;
+  const delta = DELTA_COST_FACTOR * deltaBytes + OBJECT_COST_BYTES;
+  return full > delta + OBJECT_COST_BYTES;
 }
 
 /**

@@ -47,8 +47,8 @@ const emulators = sharedKinesisAndS3("streambolt-delta-");
 Deno.test.afterAll(() => emulators.stop());
 
 /** Long chains by default here (the test states are tiny: the default policy would write a full
- * beside every delta, as restoring a tiny state whole is cheaper): a delta alone, unless a case
- * asks for the policy. */
+ * at every point, as restoring a tiny state whole is cheaper): a delta alone, unless a case asks
+ * for the policy. */
 const LONG_CHAINS: ChainPolicy = { maxDeltas: 1_000, maxRestoreRatio: Infinity };
 
 let streams = 0;
@@ -554,6 +554,73 @@ Deno.test(
     const rerun = await producer(store, shard, local).snapshotShard();
     assert.equal(rerun.sequenceNumber, seqs(shard.all).at(-1));
     assertExact(rerun.localFile, shard.all);
+  },
+);
+
+Deno.test(
+  "a follower of a small state publishes each point as one object, its full: no delta beside it, no listing",
+  SHARES_EMULATORS,
+  async () => {
+    const { temp, store, shard, local } = await fileShard(30);
+    const counting = new CountingStore(store);
+    const stop = new AbortController();
+    // The default policy: a state this small is due a full at every point (one delta already
+    // costs a bootstrap more than 1.4 times the full alone), and the delta would save a consumer
+    // holding the point before less than an object costs, so the full does alone.
+    const following = producer(counting, shard, local, { chain: undefined, pollIntervalMs: 200 })
+      .follow({ publishEveryMs: 300, stop: stop.signal });
+    const finder = new ShardSnapshotFinder({ ...shard, store, localPath: fresh(temp) });
+    for (let burst = 0; burst < 4; burst++) {
+      await shard.put(5, 60 + burst);
+      await waitFor(async () =>
+        (await finder.findLatestSnapshot())?.sequenceNumber === seqs(shard.all).at(-1)
+      );
+    }
+    stop.abort();
+    await following;
+    const stored = await finder.findSnapshots();
+    const points = new Set(stored.map((s) => s.sequenceNumber));
+    assert.ok(points.size >= 4, `a point per burst at least, saw ${points.size}`);
+    assert.deepEqual(stored.map((s) => s.kind), stored.map(() => "full"), "fulls alone");
+    assert.equal(counting.counts.put, points.size, "one upload per point");
+    assert.equal(counting.counts.list, 1, "the listing at the start only: no fork check");
+    const latest = (await finder.downloadLatestSnapshot())!;
+    assertExact(latest.localFile, shard.all);
+  },
+);
+
+/** A log generator whose database also holds `padBytes` of incompressible data, written once:
+ * a state whose full costs much more to restore than a small delta does. */
+function paddedLogGenerator(padBytes: number): SnapshotGenerator {
+  const inner = logGenerator();
+  return {
+    onStart(db) {
+      inner.onStart!(db);
+      db.exec("CREATE TABLE IF NOT EXISTS pad (id INTEGER PRIMARY KEY, data BLOB NOT NULL)");
+      db.exec(`INSERT OR IGNORE INTO pad VALUES (1, randomblob(${padBytes}))`);
+    },
+    onRecords: inner.onRecords,
+  };
+}
+
+Deno.test(
+  "a point whose full is due keeps its delta beside the full when the delta saves a consumer holding the point before more than an object costs",
+  SHARES_EMULATORS,
+  async () => {
+    const { store, shard, local } = await fileShard(20);
+    // A full after every delta, of ~400 KB against a delta of a few records: the delta saves a
+    // consumer holding the point before more than an object's 256 KiB.
+    const options = { chain: { maxDeltas: 0 }, generator: paddedLogGenerator(400_000) };
+    const first = await producer(store, shard, local, options).snapshotShard();
+    assert.equal(first.kind, "full");
+    await shard.put(5, 70);
+    const second = await producer(store, shard, local, options).snapshotShard();
+    assert.equal(second.kind, "full");
+    const prefix = `${shard.stream}/${shard.shardId}/${second.sequenceNumber}`;
+    assert.deepEqual((await objects(store)).filter((k) => k.startsWith(prefix)), [
+      `${prefix}.from-${first.sequenceNumber}.delta.zst`,
+      `${prefix}.sqlite.zst`,
+    ]);
   },
 );
 

@@ -1879,7 +1879,7 @@ Deno.test(
             ),
           );
         for (let round = 0; round < 6; round++) {
-          // Pure delta chains first; then a full after every delta, older chains collected.
+          // Pure delta chains first; then a full at every point (alone: the state is tiny).
           const chain = round < 3 ? { maxRestoreRatio: Infinity } : { maxDeltas: 0 };
           await more(1_910 + round);
           const runs: Array<Promise<Snapshot>> = [];
@@ -1978,7 +1978,7 @@ Deno.test(
     };
     const b = producer("b", { maxRestoreRatio: Infinity }, slow).snapshotShard();
     await readyToRead;
-    // Meanwhile A publishes twice (a delta and a full each time) and collects what only the
+    // Meanwhile A publishes twice (a full each time) and collects what only the
     // chains older than its two newest fulls need: P0 and its chain.
     for (let i = 0; i < 2; i++) {
       put.push(...await putRecords(writer, stream, makeRecords(10, { seed: 2_002 + i })));

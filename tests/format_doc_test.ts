@@ -294,7 +294,7 @@ async function publish(root: string, work: string, n: number): Promise<void> {
     localPath: work,
     generator: items,
     source,
-    // A small state gets a full beside every delta by default; this keeps one chain.
+    // A small state gets a full at every point by default; this keeps one chain.
     chain: { maxDeltas: 20, maxRestoreRatio: 1_000_000 },
   }).snapshotShard();
 }

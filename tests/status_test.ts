@@ -216,7 +216,7 @@ Deno.test(
 
     const { writer } = await emulators.get();
     const more = await putRecords(writer, s.stream, makeRecords(100, { keys: 90, seed: 6 }));
-    // Test data is small: the default policy would write a full beside the delta.
+    // Test data is small: the default policy would write a full at every point.
     ok(
       await s.cli(
         "snapshot",

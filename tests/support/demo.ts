@@ -148,7 +148,7 @@ async function incremental(store: SnapshotStore, shards: string[]): Promise<void
       shardId,
       localPath: "./demo-work", // still holds the latest point: nothing is downloaded
       generator: kvGenerator(),
-      // A demo-sized state: by default a full snapshot would be written beside each delta
+      // A demo-sized state: by default a full snapshot would be written at every point
       // (restoring a state this small whole costs less than any chain); allow a chain.
       chain: { maxRestoreRatio: 100 },
     }).snapshotShard();
