@@ -12,6 +12,7 @@ import {
   isStoredPublication,
   keepLocalCopy,
   standsAsPoint,
+  startFlush,
   takeLocalCopy,
   type TakenCopy,
 } from "./_local_copy.ts";
@@ -95,7 +96,14 @@ export class SnapshotRun {
       if (base.plan && tally.read === 0 && !db.final) {
         return await this.#standing(db, base.plan, tally);
       }
-      state = await publish(this.#publishing(tally, trace), db, base.state);
+      // The database holds the point now: its pages start for the disk while the point is
+      // built and put, and the local copy's own fsync (after the last write) finds little left.
+      const flushing = startFlush(db.file);
+      try {
+        state = await publish(this.#publishing(tally, trace), db, base.state);
+      } finally {
+        await flushing;
+      }
     } finally {
       db.close();
     }

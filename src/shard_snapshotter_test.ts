@@ -6,7 +6,9 @@ import type { ShardPage, ShardRecord } from "./records.ts";
 import { scriptedSource } from "./scripted_source.ts";
 import { type FollowOptions, type RecordSource, ShardSnapshotter } from "./shard_snapshotter.ts";
 import { FileSnapshotStore } from "./store/file_store.ts";
-import { listSnapshots } from "./finder.ts";
+import type { PutOptions } from "./store/snapshot_store.ts";
+import { listSnapshots, ShardSnapshotFinder } from "./finder.ts";
+import { DatabaseSync } from "node:sqlite";
 
 const STREAM = "follow-stop";
 const SHARD = "shardId-000000000000";
@@ -116,3 +118,69 @@ Deno.test("a producer fed by scriptedSource() publishes the shard's final snapsh
     await Deno.remove(root, { recursive: true });
   }
 });
+
+/** The sequence numbers a `log` snapshot holds, in order. */
+function logOf(file: string): string[] {
+  const db = new DatabaseSync(file, { readOnly: true });
+  try {
+    const rows = db.prepare(
+      "SELECT sequence_number FROM log ORDER BY CAST(sequence_number AS INTEGER)",
+    ).all();
+    return rows.map((r) => String(r.sequence_number));
+  } finally {
+    db.close();
+  }
+}
+
+/** A file store that refuses to put deltas while `refusing` is set. */
+class RefusesDeltas extends FileSnapshotStore {
+  refusing = true;
+  override put(key: string, file: string, options: PutOptions): Promise<void> {
+    if (this.refusing && options.metadata.kind === "delta") {
+      return Promise.reject(new Error("the store refused the delta"));
+    }
+    return super.put(key, file, options);
+  }
+}
+
+Deno.test(
+  "a run whose delta is refused (its database flushing meanwhile) keeps no copy of the point, and the next run publishes it",
+  async () => {
+    const root = await Deno.makeTempDir({ prefix: "streambolt-refused-delta-" });
+    try {
+      const store = new RefusesDeltas({ root: join(root, "store") });
+      const run = (count: number) =>
+        new ShardSnapshotter({
+          stream: STREAM,
+          shardId: SHARD,
+          kinesis: NO_KINESIS,
+          store,
+          localPath: join(root, "work"),
+          generator: logGenerator(),
+          hashKeyRange: ALL_KEYS,
+          chain: { maxDeltas: 1_000, maxRestoreRatio: Infinity },
+          source: scriptedSource(records(count)),
+        }).snapshotShard();
+      assert.equal((await run(3)).kind, "full");
+      // The run starts flushing its database before it publishes, and waits for that before it
+      // fails; the point stays unpublished, and no local copy claims it.
+      await assert.rejects(run(5), /refused the delta/);
+      assert.deepEqual((await listSnapshots(store, STREAM)).map((s) => s.sequenceNumber), ["3"]);
+      store.refusing = false;
+      const point = await run(5);
+      assert.equal(point.kind, "delta");
+      // The producer's copy and a consumer's restore hold the same five records.
+      const restored = await new ShardSnapshotFinder({
+        store,
+        stream: STREAM,
+        shardId: SHARD,
+        localPath: join(root, "consumer"),
+      }).downloadLatestSnapshot();
+      for (const file of [point.localFile!, restored!.localFile!]) {
+        assert.deepEqual(logOf(file), ["1", "2", "3", "4", "5"]);
+      }
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+);
