@@ -107,7 +107,9 @@ async function once(c: Ctx, args: string[], env = c.env): Promise<void> {
 }
 
 /** Figure 11: a run with nothing to do, and its split. */
-async function figureFixed(c: Ctx): Promise<{ run: MedianCost; floor: MedianCost }> {
+async function figureFixed(
+  c: Ctx,
+): Promise<{ run: MedianCost; floor: MedianCost; start: MedianCost }> {
   const probe = `${ROOT}bench/_lean_probe.ts`;
   const probeArgs = await cliArgs(probe, [probe]);
   const fileRun = snapshotArgs(c, "files", "work-files");
@@ -159,7 +161,7 @@ async function figureFixed(c: Ctx): Promise<{ run: MedianCost; floor: MedianCost
       Math.round(m.sdk.rssMb)
     } MB (S3 ${round(m.s3Sdk.cpu)}, ${Math.round(m.s3Sdk.rssMb)})`,
   );
-  return { run: m.s3Run, floor: m.s3Sdk };
+  return { run: m.s3Run, floor: m.s3Sdk, start: m.start };
 }
 
 /** The requests of one run with nothing to do, each store, through counting proxies. */
@@ -245,20 +247,24 @@ interface Floor {
   /** The reading's elapsed time: mostly the emulator serving the pages. */
   readWallS: number;
   applyCpuS: number;
+  /** Peak RSS of a process that reads and applies the pages one at a time (no SDK). */
+  pagesRssMb: number;
 }
 
 /** Figure 12's floor, in its own process. */
 async function floor(c: Ctx): Promise<Floor> {
   const script = `${ROOT}bench/_lean_floor.ts`;
   const runs = [];
+  const streamingRss = [];
   for (let i = 0; i < c.runs; i++) {
-    const db = join(c.cwd, `floor-${i}.db`);
-    const out = await measure([
+    const args = (db: string, ...mode: string[]) => [
       "deno",
       "run",
       "--quiet",
       "--config",
       `${ROOT}deno.json`,
+      // The CLI's V8 flags (as in c.cli), so the floor's heap grows as a run's does.
+      ...c.cli.filter((a) => a.startsWith("--v8-flags=")),
       `--allow-net=${new URL(c.kinesisEmu.endpoint).host}`,
       `--allow-read=${c.cwd}`,
       `--allow-write=${c.cwd}`,
@@ -266,15 +272,18 @@ async function floor(c: Ctx): Promise<Floor> {
       c.kinesisEmu.endpoint,
       STREAM,
       SHARD,
-      db,
-    ], c);
-    runs.push(JSON.parse(out.stdout));
+      join(c.cwd, db),
+      ...mode,
+    ];
+    runs.push(JSON.parse((await measure(args(`floor-${i}.db`), c)).stdout));
+    streamingRss.push((await measure(args(`floor-streaming-${i}.db`, "streaming"), c)).rssMb);
   }
   return {
     records: runs[0].records,
     readCpuS: median(runs.map((r) => r.readCpuS)),
     readWallS: median(runs.map((r) => r.readWallS)),
     applyCpuS: median(runs.map((r) => r.applyCpuS)),
+    pagesRssMb: median(streamingRss),
   };
 }
 
@@ -380,11 +389,19 @@ async function figurePerRecord(c: Ctx, runs: FullRuns, fixed: MedianCost, f: Flo
  * plus reading and applying the records alone (figure 12's floor); the floor's wall has the
  * reading's elapsed time (the emulator serving the pages) in place of its CPU.
  */
-function figureGo(c: Ctx, full: MedianCost, next: MedianCost, sdk: MedianCost, f: Floor): void {
+function figureGo(
+  c: Ctx,
+  full: MedianCost,
+  next: MedianCost,
+  fixed: { floor: MedianCost; start: MedianCost },
+  f: Floor,
+): void {
+  const sdk = fixed.floor;
   const least = {
     wall: sdk.wall + f.readWallS + f.applyCpuS,
     cpu: sdk.cpu + f.readCpuS + f.applyCpuS,
-    rssMb: sdk.rssMb,
+    // The SDK's memory, plus what holding and applying one page at a time adds to a runtime.
+    rssMb: sdk.rssMb + Math.max(0, f.pagesRssMb - fixed.start.rssMb),
   };
   c.bench.entry("vsGo", { full, next, go: GO, floor: least });
   c.bench.row(
@@ -437,5 +454,5 @@ export async function figuresLean(b: LeanBench, want: LeanFigures): Promise<void
     f = await floor(c);
   }
   if (want[12]) await figurePerRecord(c, runs!, fixed!.run, f!);
-  if (want[13]) figureGo(c, runs!.full, await nextRuns(c, generator), fixed!.floor, f!);
+  if (want[13]) figureGo(c, runs!.full, await nextRuns(c, generator), fixed!, f!);
 }

@@ -4,9 +4,10 @@
  * same records to a SQLite file alone (one transaction a page, no snapshotter). Prints
  * `{ records, readCpuS, readWallS, applyCpuS }` as JSON; CPU is this process's user + system
  * time around each part, so start-up is not in it; `readWallS` is the reading's elapsed time
- * (mostly the emulator serving the pages).
+ * (mostly the emulator serving the pages). With `streaming`, it reads and applies one page at a
+ * time instead and prints `{ records }`: its peak RSS is the memory a run needs for its pages.
  *
- * Usage: `_lean_floor.ts KINESIS_ENDPOINT STREAM SHARD_ID DB_PATH`
+ * Usage: `_lean_floor.ts KINESIS_ENDPOINT STREAM SHARD_ID DB_PATH [streaming]`
  *
  * @module
  */
@@ -15,7 +16,7 @@ import { DatabaseSync } from "node:sqlite";
 import type { ShardRecord } from "../mod.ts";
 import { sumsGenerator } from "./_sums.ts";
 
-const [endpoint, stream, shardId, dbPath] = Deno.args;
+const [endpoint, stream, shardId, dbPath, mode] = Deno.args;
 
 const cpuSeconds = () => {
   const { user, system } = process.cpuUsage();
@@ -47,49 +48,61 @@ interface WireRecord {
   ApproximateArrivalTimestamp?: number;
 }
 
-/** Reads the shard to its tip, decoding each record as streambolt's reader must. */
-async function readAll(): Promise<ShardRecord[][]> {
+/** The shard's pages to its tip, each record decoded as streambolt's reader must. */
+async function* pages(): AsyncGenerator<ShardRecord[]> {
   let iterator = (await call("GetShardIterator", {
     StreamName: stream,
     ShardId: shardId,
     ShardIteratorType: "TRIM_HORIZON",
   })).ShardIterator as string | undefined;
-  const pages: ShardRecord[][] = [];
   while (iterator) {
     const out = await call("GetRecords", { ShardIterator: iterator, Limit: 10_000 });
     const wire = (out.Records ?? []) as WireRecord[];
-    pages.push(wire.map((r) => ({
+    yield wire.map((r) => ({
       sequenceNumber: r.SequenceNumber,
       partitionKey: r.PartitionKey,
       data: Uint8Array.fromBase64(r.Data),
       approximateArrivalTimestamp: r.ApproximateArrivalTimestamp === undefined
         ? undefined
         : new Date(r.ApproximateArrivalTimestamp * 1000),
-    })));
+    }));
     if (wire.length === 0 && out.MillisBehindLatest === 0) break;
     iterator = out.NextShardIterator as string | undefined;
   }
-  return pages;
 }
 
-const t0 = cpuSeconds();
-const w0 = performance.now();
-const pages = await readAll();
-const readWallS = (performance.now() - w0) / 1000;
-const t1 = cpuSeconds();
 const db = new DatabaseSync(dbPath);
 const generator = sumsGenerator();
 await generator.onStart?.(db);
-for (const records of pages) {
+const apply = async (records: ShardRecord[]) => {
   db.exec("BEGIN");
   await generator.onRecords(db, { shardId, records, millisBehindLatest: 0 });
   db.exec("COMMIT");
+};
+
+if (mode === "streaming") {
+  // The memory floor: one page at a time, read, applied and let go, as a run must hold it.
+  let records = 0;
+  for await (const page of pages()) {
+    await apply(page);
+    records += page.length;
+  }
+  db.close();
+  console.log(JSON.stringify({ records }));
+} else {
+  const t0 = cpuSeconds();
+  const w0 = performance.now();
+  const read: ShardRecord[][] = [];
+  for await (const page of pages()) read.push(page);
+  const readWallS = (performance.now() - w0) / 1000;
+  const t1 = cpuSeconds();
+  for (const page of read) await apply(page);
+  db.close();
+  const t2 = cpuSeconds();
+  console.log(JSON.stringify({
+    records: read.reduce((n, p) => n + p.length, 0),
+    readCpuS: t1 - t0,
+    readWallS,
+    applyCpuS: t2 - t1,
+  }));
 }
-db.close();
-const t2 = cpuSeconds();
-console.log(JSON.stringify({
-  records: pages.reduce((n, p) => n + p.length, 0),
-  readCpuS: t1 - t0,
-  readWallS,
-  applyCpuS: t2 - t1,
-}));
