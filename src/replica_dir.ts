@@ -43,18 +43,27 @@ export interface ReplicaIdentity {
 /** Leftovers of an interrupted run (scratch downloads, restores, JSON being written). */
 const SCRATCH = /^\.(full|delta|restore|download|verify)-|\.tmp-[0-9a-f-]+$/;
 
-/** A stream's replica directory. */
+/** A stream's replica directory, held by one process at a time. */
 export class ReplicaDir {
   /** `DIR/<stream>`. */
   readonly path: string;
+  #lock: Deno.FsFile;
 
-  private constructor(path: string) {
+  private constructor(path: string, lock: Deno.FsFile) {
     this.path = path;
+    this.#lock = lock;
+  }
+
+  /** Lets go of the directory: another process may open it. */
+  close(): void {
+    this.#lock.close();
   }
 
   /**
-   * Opens (creating it if needed) `<out>/<stream>` and checks it: writable, and when it holds
-   * `replica.json`, of the same stream and store. Leftovers of an interrupted run are removed.
+   * Opens (creating it if needed) `<out>/<stream>` and checks it: writable, held by no other
+   * process (an exclusive lock on its `.lock` file, which names the holder's pid, kept until
+   * {@linkcode ReplicaDir.close} or the process ends), and when it holds `replica.json`, of the
+   * same stream and store. Leftovers of an interrupted run are removed.
    *
    * @param out The `--out` directory.
    * @param identity The stream and store URL.
@@ -71,26 +80,49 @@ export class ReplicaDir {
         }): current value is "${path}"`,
         { cause: error },
       );
+    let lock: Deno.FsFile;
     try {
       await Deno.mkdir(path, { recursive: true });
+      lock = await Deno.open(join(path, ".lock"), { read: true, write: true, create: true });
     } catch (error) {
       throw unwritable(error);
     }
-    const dir = new ReplicaDir(path);
-    const found = await dir.#readIdentity();
-    if (found && (found.stream !== identity.stream || found.store !== identity.store)) {
+    const dir = new ReplicaDir(path, lock);
+    try {
+      await dir.#hold();
+      const found = await dir.#readIdentity();
+      if (found && (found.stream !== identity.stream || found.store !== identity.store)) {
+        throw new ReplicaDirError(
+          path,
+          `Cannot replicate into the directory as it holds ${found.stream} from ${found.store}, not ${identity.stream} from ${identity.store}: current value is "${path}"`,
+        );
+      }
+      try {
+        await dir.writeJson("replica.json", { format: 1, ...identity } satisfies ReplicaIdentity);
+      } catch (error) {
+        throw unwritable(error);
+      }
+      await dir.#removeScratch();
+      return dir;
+    } catch (error) {
+      dir.close();
+      throw error;
+    }
+  }
+
+  /** Takes the directory's lock, or says which process holds it; writes this process's pid. */
+  async #hold(): Promise<void> {
+    if (!await this.#lock.tryLock(true)) {
+      const holder = (await Deno.readTextFile(join(this.path, ".lock")).catch(() => "")).trim();
       throw new ReplicaDirError(
-        path,
-        `Cannot replicate into the directory as it holds ${found.stream} from ${found.store}, not ${identity.stream} from ${identity.store}: current value is "${path}"`,
+        this.path,
+        `Cannot replicate into the directory as another process${
+          /^\d+$/.test(holder) ? ` (pid ${holder})` : ""
+        } is replicating into it: current value is "${this.path}"`,
       );
     }
-    try {
-      await dir.writeJson("replica.json", { format: 1, ...identity } satisfies ReplicaIdentity);
-    } catch (error) {
-      throw unwritable(error);
-    }
-    await dir.#removeScratch();
-    return dir;
+    await this.#lock.truncate(0);
+    await this.#lock.write(new TextEncoder().encode(`${Deno.pid}\n`));
   }
 
   /**

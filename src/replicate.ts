@@ -202,8 +202,8 @@ export class Replicator {
    * file is then at a whole point, checkpointed and closed.
    *
    * @param signal Stops following.
-   * @throws {ReplicaDirError} When the directory belongs to another stream or store, or is not
-   * writable.
+   * @throws {ReplicaDirError} When the directory belongs to another stream or store, another
+   * process is replicating into it, or it is not writable.
    * @throws {ReplicaFileError} When a file in it fails `integrity_check` or holds another shard.
    */
   async run(signal: AbortSignal): Promise<void> {
@@ -223,6 +223,7 @@ export class Replicator {
       for (const f of this.#shards.values()) f.file?.close();
       // After a refused start nothing is written: the directory stays as it was found.
       if (resumed) await this.#dir.writeJson("status.json", this.#statusJson()).catch(() => {});
+      this.#dir.close();
     }
   }
 

@@ -419,6 +419,41 @@ function snapshotFile(file: string, stream: string, shardId: string): void {
   db.close();
 }
 
+Deno.test(
+  "replicate: a second process on the same directory is refused in one line; the first goes on",
+  WITH_PYTHON,
+  async () => {
+    const s = await ledgerStream("two-processes");
+    await s.publish(100);
+    const args = ["--stream", "two-processes", "--shard", SHARD0, "--poll", "200ms"];
+    const first = await startReplicate(s.cwd, s.e.env, args);
+    try {
+      await logged(first, "every shard holds a point");
+      const second = await startReplicate(s.cwd, s.e.env, args);
+      // Without the lock the second would run alongside: that fails the case, not hangs it.
+      const ran = logged(second, "every shard holds a point").then(() => true, () => false);
+      if (await Promise.race([second.child.status.then(() => false), ran])) {
+        await stopReplicate(second, "SIGKILL");
+        assert.fail("a second replicate process ran on the same directory");
+      }
+      const status = await second.child.status;
+      await second.stderr.done;
+      assert.notEqual(status.code, 0);
+      const lines = second.stderr.text().trim().split("\n");
+      assert.equal(lines.length, 1, second.stderr.text());
+      assert.match(
+        lines[0],
+        /Cannot replicate into the directory as another process \(pid \d+\) is replicating into it: current value is .*out\/two-processes/,
+      );
+      // The first still holds the directory and applies new points.
+      const next = await s.publish(100);
+      await logged(first, "applied point", { sequenceNumber: next.sequenceNumber });
+    } finally {
+      assert.equal((await stopReplicate(first, "SIGTERM")).code, 0, first.stderr.text());
+    }
+  },
+);
+
 Deno.test("replicate: a directory of another store is refused", async () => {
   await badInput(
     async (_cwd, dir) => {
