@@ -17,6 +17,7 @@ import {
   StreamSnapshotter,
 } from "../mod.ts";
 import { initSnapshotMetadata } from "../src/metadata.ts";
+import { ownsShard } from "../src/stream_snapshotter.ts";
 import { runCli, spawnCli } from "./support/cli.ts";
 import { makeRecords, putRecords, type TestRecord } from "./support/data.ts";
 import { createStream } from "./support/emulators.ts";
@@ -451,6 +452,68 @@ Deno.test(
     } finally {
       assert.equal((await stopReplicate(first, "SIGTERM")).code, 0, first.stderr.text());
     }
+  },
+);
+
+Deno.test(
+  "replicate --worker I/N: each worker keeps the files of its own share of the shards",
+  WITH_PYTHON,
+  async () => {
+    const e = await emulators.get();
+    const stream = "workers";
+    const cwd = await Deno.makeTempDir({ dir: e.temp, prefix: "workers-" });
+    await createStream(e.kinesis, stream, 2);
+    await putRecords(e.writer, stream, makeRecords(200, { keys: 60, seed: 8 }), 1);
+    const published = await new StreamSnapshotter({
+      kinesis: e.kinesis,
+      store: new FileSnapshotStore({ root: join(cwd, "store") }),
+      stream,
+      localPath: join(cwd, "work"),
+      generator: kvGenerator(),
+    }).snapshotStream();
+    assert.equal(published.length, 2);
+    const held = new Map<number, string[]>();
+    for (const index of [0, 1]) {
+      const r = await startReplicate(cwd, e.env, [
+        "--stream",
+        stream,
+        "--worker",
+        `${index}/2`,
+        "--out",
+        `./out-${index}`,
+      ]);
+      try {
+        await logged(r, "every shard holds a point");
+      } finally {
+        assert.equal((await stopReplicate(r, "SIGTERM")).code, 0, r.stderr.text());
+      }
+      const files = [];
+      for await (const entry of Deno.readDir(join(cwd, `out-${index}`, stream))) {
+        if (entry.name.endsWith(".sqlite")) files.push(entry.name.replace(/\.sqlite$/, ""));
+      }
+      held.set(index, files.sort());
+    }
+    // The shares are the snapshotter's (a stable hash of the shard id): disjoint, and together
+    // every shard; each file at the point published for its shard.
+    for (const [index, files] of held) {
+      const share = published.filter((p) => ownsShard(p.shardId, { index, count: 2 }));
+      assert.deepEqual(files, share.map((p) => p.shardId).sort(), `worker ${index}`);
+      for (const point of share) {
+        const db = new DatabaseSync(join(cwd, `out-${index}`, stream, `${point.shardId}.sqlite`), {
+          readOnly: true,
+        });
+        try {
+          const meta = db.prepare("SELECT shard_id, sequence_number FROM streambolt_meta").get();
+          assert.deepEqual({ ...meta }, {
+            shard_id: point.shardId,
+            sequence_number: point.sequenceNumber,
+          });
+        } finally {
+          db.close();
+        }
+      }
+    }
+    assert.deepEqual([...held.values()].flat().sort(), published.map((p) => p.shardId).sort());
   },
 );
 
