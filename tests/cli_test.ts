@@ -155,6 +155,11 @@ Deno.test("streambolt list and latest print what was published", SHARES_EMULATOR
   }
   const table = ok(await cli("list", "--stream", stream, "--store", store)).stdout;
   assert.match(table, /^SHARD\s+SEQUENCE/);
+  // A stream with nothing stored (a misspelt name, another store): exit 0, and stderr says so.
+  for (const command of ["list", "gc"]) {
+    const empty = ok(await cli(command, "--stream", "no-such-orders", "--store", store, "--json"));
+    assert.match(empty.stderr, /no snapshots found.*no-such-orders/, command);
+  }
   const latest = JSON.parse(
     ok(await cli("latest", "--stream", stream, "--shard", shard0, "--store", store, "--json"))
       .stdout,

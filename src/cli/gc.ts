@@ -67,7 +67,11 @@ export async function run(args: string[]): Promise<number> {
       result.deleted.map((s) => ["deleted", s.shardId, s.kind, s.sequenceNumber, s.key]),
     );
   }
-  cliLogger({ quiet: values.quiet as boolean }).info(
+  const logger = cliLogger({ quiet: values.quiet as boolean });
+  if (result.deleted.length === 0 && result.kept === 0) {
+    logger.warn("no snapshots found", { stream, store: store.url });
+  }
+  logger.info(
     dryRun ? "would delete snapshots (dry run)" : "deleted snapshots",
     { deleted: result.deleted.length, kept: result.kept },
   );

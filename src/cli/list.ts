@@ -5,6 +5,7 @@
  */
 import { listSnapshots } from "../finder.ts";
 import { formatBytes, out, outJson, outTable, parse, shardArg, streamArg } from "./_common.ts";
+import { cliLogger } from "./_log.ts";
 import { openCliStore, snapshotJson, STORE_HELP, STORE_OPTIONS } from "./_store.ts";
 
 /** Help for the command. */
@@ -36,6 +37,14 @@ export async function run(args: string[]): Promise<number> {
   const shard = shardArg(values, "list");
   const store = await openCliStore(values, "list");
   const snapshots = await listSnapshots(store, stream, { shardId: shard });
+  if (snapshots.length === 0) {
+    // An empty table alone reads the same as a misspelt stream or store: say what was looked at.
+    cliLogger({ quiet: values.quiet as boolean }).warn("no snapshots found", {
+      stream,
+      ...(shard ? { shard } : {}),
+      store: store.url,
+    });
+  }
   if (values.json) outJson(snapshots.map(snapshotJson));
   else {
     outTable(
