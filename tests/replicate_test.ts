@@ -305,22 +305,28 @@ async function splitFirstShard(e: KinesisEmulator, stream: string): Promise<void
   });
 }
 
+/** A new 2-shard stream, its directory, and a run of a StreamSnapshotter (kv) into its store. */
+async function twoShardStream(stream: string) {
+  const e = await emulators.get();
+  const cwd = await Deno.makeTempDir({ dir: e.temp, prefix: `${stream}-` });
+  await createStream(e.kinesis, stream, 2);
+  const snapshotStream = () =>
+    new StreamSnapshotter({
+      kinesis: e.kinesis,
+      store: new FileSnapshotStore({ root: join(cwd, "store") }),
+      stream,
+      localPath: join(cwd, "work"),
+      generator: kvGenerator(),
+    }).snapshotStream();
+  return { e, cwd, snapshotStream };
+}
+
 Deno.test(
   "replicate: after a reshard mid-run, every key is in the file shards.json routes it to",
   WITH_PYTHON,
   async () => {
-    const e = await emulators.get();
     const stream = "resharded";
-    const cwd = await Deno.makeTempDir({ dir: e.temp, prefix: "reshard-" });
-    await createStream(e.kinesis, stream, 2);
-    const snapshotStream = () =>
-      new StreamSnapshotter({
-        kinesis: e.kinesis,
-        store: new FileSnapshotStore({ root: join(cwd, "store") }),
-        stream,
-        localPath: join(cwd, "work"),
-        generator: kvGenerator(),
-      }).snapshotStream();
+    const { e, cwd, snapshotStream } = await twoShardStream(stream);
     const records = makeRecords(400, { keys: 120, seed: 3 });
     await putRecords(e.writer, stream, records, 1);
     await snapshotStream();
@@ -459,18 +465,10 @@ Deno.test(
   "replicate --worker I/N: each worker keeps the files of its own share of the shards",
   WITH_PYTHON,
   async () => {
-    const e = await emulators.get();
     const stream = "workers";
-    const cwd = await Deno.makeTempDir({ dir: e.temp, prefix: "workers-" });
-    await createStream(e.kinesis, stream, 2);
+    const { e, cwd, snapshotStream } = await twoShardStream(stream);
     await putRecords(e.writer, stream, makeRecords(200, { keys: 60, seed: 8 }), 1);
-    const published = await new StreamSnapshotter({
-      kinesis: e.kinesis,
-      store: new FileSnapshotStore({ root: join(cwd, "store") }),
-      stream,
-      localPath: join(cwd, "work"),
-      generator: kvGenerator(),
-    }).snapshotStream();
+    const published = await snapshotStream();
     assert.equal(published.length, 2);
     const held = new Map<number, string[]>();
     for (const index of [0, 1]) {
